@@ -1,0 +1,1 @@
+//! The invocation pipeline of holactl: functions, pools, executions, metrics.

@@ -1,0 +1,1 @@
+//! Function instances: isolated process trees with their own Lambda Runtime API endpoint.

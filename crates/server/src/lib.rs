@@ -1,0 +1,1 @@
+//! HTTP API of holactl: axum routers, auth, JSON shapes, OpenAPI.

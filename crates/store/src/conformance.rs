@@ -1,0 +1,157 @@
+//! Behaviour every store backend must show. Each backend's tests call these checks against a
+//! fresh instance; a failing check panics with what differed.
+
+use bytes::Bytes;
+use holactl_types::{ExecutionRecord, ExecutionStatus, Trigger};
+
+use crate::{BlobStore, ExecutionQuery, ExecutionStore, Kv, StoreError, StoredLog};
+
+fn b(s: &str) -> Bytes {
+    Bytes::copy_from_slice(s.as_bytes())
+}
+
+/// Key/value semantics: create-if-absent, compare-and-set, delete, prefix listing.
+pub async fn kv(kv: &dyn Kv) {
+    assert!(kv.get("functions/a").await.unwrap().is_none());
+    let r1 = kv.create("functions/a", b("1")).await.unwrap();
+    assert!(matches!(
+        kv.create("functions/a", b("x")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let got = kv.get("functions/a").await.unwrap().unwrap();
+    assert_eq!((got.value, got.revision), (b("1"), r1));
+
+    let r2 = kv.update("functions/a", b("2"), r1).await.unwrap();
+    assert!(r2 > r1);
+    assert!(matches!(
+        kv.update("functions/a", b("3"), r1).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        kv.update("functions/missing", b("3"), r1).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let r3 = kv.put("functions/b", b("b")).await.unwrap();
+    assert!(r3 > r2);
+    kv.put("functionsX", b("no")).await.unwrap();
+    kv.put("other/c", b("c")).await.unwrap();
+
+    let listed: Vec<String> = kv
+        .list("functions/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, vec!["functions/a", "functions/b"]);
+
+    assert!(matches!(
+        kv.delete("functions/a", Some(r1)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    kv.delete("functions/a", Some(r2)).await.unwrap();
+    assert!(matches!(
+        kv.delete("functions/a", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(kv.get("functions/a").await.unwrap().is_none());
+    // A deleted key can be created again.
+    kv.create("functions/a", b("again")).await.unwrap();
+}
+
+fn record(id: &str, function: &str, created_at: i64) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.to_owned(),
+        function: function.to_owned(),
+        version: "$LATEST".to_owned(),
+        status: ExecutionStatus::Running,
+        trigger: Trigger::Invoke,
+        created_at,
+        started_at: Some(created_at),
+        ended_at: None,
+        duration_ms: None,
+        billed_duration_ms: None,
+        init_duration_ms: None,
+        cold_start: true,
+        memory_mb: 512,
+        attempts: 1,
+        result: None,
+        result_truncated: false,
+        error: None,
+        log_bytes: 0,
+        log_truncated: false,
+    }
+}
+
+/// Execution records: upsert, read-your-writes for background writes, newest-first listing
+/// with pagination, logs.
+pub async fn executions(store: &dyn ExecutionStore) {
+    store.record(record("e1", "f", 1), None).await.unwrap();
+    store.record_later(record("e2", "g", 2), None);
+    let mut e3 = record("e3", "f", 3);
+    store.record_later(e3.clone(), None);
+    // Background writes are visible to the next read.
+    assert_eq!(store.get("e2").await.unwrap().unwrap().function, "g");
+    e3.status = ExecutionStatus::Complete;
+    store
+        .record(
+            e3,
+            Some(StoredLog {
+                data: b"hello\n".to_vec(),
+                truncated: true,
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("e3").await.unwrap().unwrap().status,
+        ExecutionStatus::Complete
+    );
+    assert!(store.get("nope").await.unwrap().is_none());
+
+    let ids = |v: Vec<ExecutionRecord>| v.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let all = store
+        .list(ExecutionQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(all), vec!["e3", "e2", "e1"]);
+    let f = store
+        .list(ExecutionQuery {
+            function: Some("f".into()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(f), vec!["e3"]);
+    let page2 = store
+        .list(ExecutionQuery {
+            function: Some("f".into()),
+            before: Some("e3".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(page2), vec!["e1"]);
+
+    let log = store.log("e3").await.unwrap().unwrap();
+    assert_eq!(log.data, b"hello\n");
+    assert!(log.truncated);
+    assert!(store.log("e1").await.unwrap().is_none());
+}
+
+/// Content addressing: the address is the sha256, puts are idempotent, bad addresses miss.
+pub async fn blobs(blobs: &dyn BlobStore) {
+    let sha = blobs.put(b("package")).await.unwrap();
+    assert_eq!(sha, crate::sha256_hex(b"package"));
+    assert_eq!(blobs.put(b("package")).await.unwrap(), sha);
+    assert!(blobs.contains(&sha).await.unwrap());
+    assert_eq!(blobs.get(&sha).await.unwrap().unwrap(), b("package"));
+    let missing = crate::sha256_hex(b"other");
+    assert!(!blobs.contains(&missing).await.unwrap());
+    assert!(blobs.get(&missing).await.unwrap().is_none());
+    assert!(blobs.get("../../etc/passwd").await.unwrap().is_none());
+}

@@ -1,0 +1,207 @@
+//! The single writer thread: drains queued writes into one transaction per round.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, StoredLog};
+
+/// Where a write's result goes: a revision, or unit-like 0 for non-KV writes.
+pub(super) type Reply = oneshot::Sender<Result<u64, StoreError>>;
+
+/// Most writes folded into one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// What a KV write expects to find.
+pub(super) enum Expect {
+    Any,
+    Absent,
+    Revision(u64),
+}
+
+pub(super) enum Op {
+    KvWrite {
+        key: String,
+        value: bytes::Bytes,
+        expect: Expect,
+        reply: Reply,
+    },
+    KvDelete {
+        key: String,
+        revision: Option<u64>,
+        reply: Reply,
+    },
+    Execution {
+        id: String,
+        function: String,
+        created_at: i64,
+        body: String,
+        log: Option<StoredLog>,
+        reply: Option<Reply>,
+    },
+    Barrier {
+        reply: Reply,
+    },
+}
+
+pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, StoreError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
+    let mut revision: u64 = conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'revision'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()
+        .map_err(StoreError::unavailable)?
+        .unwrap_or(0) as u64;
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(op) = rx.blocking_recv() {
+                batch.push(op);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
+                    }
+                }
+                commit_batch(&mut conn, &mut revision, &mut batch);
+            }
+        })
+        .map_err(StoreError::unavailable)?;
+    Ok(tx)
+}
+
+/// Applies `batch` in one transaction and answers every op once it is committed (or failed).
+fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) {
+    let start_revision = *revision;
+    let mut replies: Vec<(Reply, Result<u64, StoreError>)> = Vec::with_capacity(batch.len());
+    let outcome = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for op in batch.drain(..) {
+            apply(&tx, revision, op, &mut replies)?;
+        }
+        if *revision != start_revision {
+            tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('revision', ?1)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![*revision as i64],
+            )?;
+        }
+        tx.commit()
+    })();
+    match outcome {
+        Ok(()) => {
+            for (reply, result) in replies {
+                let _ = reply.send(result);
+            }
+        }
+        Err(err) => {
+            *revision = start_revision;
+            tracing::error!(error = %err, "store write failed");
+            batch.clear();
+            for (reply, _) in replies {
+                let _ = reply.send(Err(StoreError::unavailable(&err)));
+            }
+        }
+    }
+}
+
+fn apply(
+    tx: &Transaction<'_>,
+    revision: &mut u64,
+    op: Op,
+    replies: &mut Vec<(Reply, Result<u64, StoreError>)>,
+) -> rusqlite::Result<()> {
+    match op {
+        Op::KvWrite {
+            key,
+            value,
+            expect,
+            reply,
+        } => {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT revision FROM kv WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let conflict = match (&expect, current) {
+                (Expect::Any, _) => None,
+                (Expect::Absent, None) => None,
+                (Expect::Absent, Some(_)) => Some("key already exists".to_owned()),
+                (Expect::Revision(want), Some(have)) if *want == have as u64 => None,
+                (Expect::Revision(want), Some(have)) => {
+                    Some(format!("revision is {have}, expected {want}"))
+                }
+                (Expect::Revision(_), None) => Some("key does not exist".to_owned()),
+            };
+            if let Some(reason) = conflict {
+                replies.push((reply, Err(StoreError::Conflict { key, reason })));
+                return Ok(());
+            }
+            *revision += 1;
+            tx.execute(
+                "INSERT INTO kv (key, value, revision) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+                params![key, value.as_ref(), *revision as i64],
+            )?;
+            replies.push((reply, Ok(*revision)));
+        }
+        Op::KvDelete {
+            key,
+            revision: want,
+            reply,
+        } => {
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT revision FROM kv WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let result = match (current, want) {
+                (None, _) => Err(StoreError::NotFound(key)),
+                (Some(have), Some(want)) if have as u64 != want => Err(StoreError::Conflict {
+                    key,
+                    reason: format!("revision is {have}, expected {want}"),
+                }),
+                (Some(_), _) => {
+                    tx.execute("DELETE FROM kv WHERE key = ?1", params![key])?;
+                    *revision += 1;
+                    Ok(*revision)
+                }
+            };
+            replies.push((reply, result));
+        }
+        Op::Execution {
+            id,
+            function,
+            created_at,
+            body,
+            log,
+            reply,
+        } => {
+            tx.execute(
+                "INSERT INTO executions (id, function, created_at, body) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                params![id, function, created_at, body],
+            )?;
+            if let Some(log) = log {
+                tx.execute(
+                    "INSERT INTO logs (execution_id, data, truncated) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(execution_id) DO UPDATE SET data = excluded.data,
+                     truncated = excluded.truncated",
+                    params![id, log.data, log.truncated as i64],
+                )?;
+            }
+            if let Some(reply) = reply {
+                replies.push((reply, Ok(0)));
+            }
+        }
+        Op::Barrier { reply } => replies.push((reply, Ok(0))),
+    }
+    Ok(())
+}

@@ -1,0 +1,229 @@
+//! Bodies of the HTTP API (`/api/v1`), shared by the server and the typed client.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::execution::ExecutionRecord;
+use crate::function::{CodeRef, ConfigPatch, FunctionConfig};
+use crate::EpochMillis;
+
+/// Response headers of a synchronous invoke.
+pub mod headers {
+    /// The execution (request) id.
+    pub const EXECUTION_ID: &str = "x-hola-execution-id";
+    /// The version that ran.
+    pub const EXECUTED_VERSION: &str = "x-hola-executed-version";
+    /// Handler duration, ms (decimal).
+    pub const DURATION_MS: &str = "x-hola-duration-ms";
+    /// Billed duration, ms (integer).
+    pub const BILLED_DURATION_MS: &str = "x-hola-billed-duration-ms";
+    /// Init duration of a cold start, ms (decimal); absent when warm.
+    pub const INIT_DURATION_MS: &str = "x-hola-init-duration-ms";
+    /// `true` when a new instance was started.
+    pub const COLD_START: &str = "x-hola-cold-start";
+    /// `Unhandled` when the body is the function's error, as Lambda's `X-Amz-Function-Error`.
+    pub const FUNCTION_ERROR: &str = "x-hola-function-error";
+    /// The stable error code of a failed execution (`FUNCTION_ERROR`, `TIMEOUT`, …).
+    pub const ERROR_CODE: &str = "x-hola-error-code";
+    /// Request: `Tail` to get the last 4 KB of the log in [`LOG_RESULT`].
+    pub const LOG_TYPE: &str = "x-hola-log-type";
+    /// Base64 of the last 4 KB of the execution's log.
+    pub const LOG_RESULT: &str = "x-hola-log-result";
+    /// Set when the captured log was truncated.
+    pub const LOG_TRUNCATED: &str = "x-hola-log-truncated";
+}
+
+/// `POST /api/v1/functions`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFunctionRequest {
+    /// Function name.
+    pub name: String,
+    /// sha256 of a package uploaded with `POST /api/v1/code`.
+    pub code_sha256: String,
+    /// Runtime identifier (required).
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Handler; the runtime's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Memory size, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// Timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    /// Environment variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl CreateFunctionRequest {
+    /// The configuration part of the request.
+    pub fn config_patch(&self) -> ConfigPatch {
+        ConfigPatch {
+            runtime: self.runtime.clone(),
+            handler: self.handler.clone(),
+            memory_mb: self.memory_mb,
+            timeout_s: self.timeout_s,
+            environment: self.environment.clone(),
+            description: self.description.clone(),
+        }
+    }
+}
+
+/// `PATCH /api/v1/functions/{name}`: code and/or configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateFunctionRequest {
+    /// New code package, uploaded first with `POST /api/v1/code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_sha256: Option<String>,
+    /// New runtime identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// New handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// New memory size, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u32>,
+    /// New timeout, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u32>,
+    /// Replaces all environment variables when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// New description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl UpdateFunctionRequest {
+    /// The configuration part of the request.
+    pub fn config_patch(&self) -> ConfigPatch {
+        ConfigPatch {
+            runtime: self.runtime.clone(),
+            handler: self.handler.clone(),
+            memory_mb: self.memory_mb,
+            timeout_s: self.timeout_s,
+            environment: self.environment.clone(),
+            description: self.description.clone(),
+        }
+    }
+}
+
+/// How a runtime identifier maps onto this host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeResolution {
+    /// The interpreter that runs the function (absent for `provided`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// The interpreter's own version string (e.g. `Python 3.11.2`, `v20.20.2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter_version: Option<String>,
+    /// Set when the host has no exact match and a nearby version runs instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A function as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FunctionView {
+    /// Name.
+    pub name: String,
+    /// Always `$LATEST` for now.
+    pub version: String,
+    /// Lambda-style ARN.
+    pub arn: String,
+    /// Configuration.
+    #[serde(flatten)]
+    pub config: FunctionConfig,
+    /// Code package.
+    pub code: CodeRef,
+    /// How the runtime maps onto this host.
+    pub runtime_resolution: RuntimeResolution,
+    /// Creation time.
+    pub created_at: EpochMillis,
+    /// Last change.
+    pub updated_at: EpochMillis,
+}
+
+/// `GET /api/v1/functions`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FunctionList {
+    /// Functions by name.
+    pub functions: Vec<FunctionView>,
+}
+
+/// `POST /api/v1/code`: the stored package.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CodeUploaded {
+    /// Content address.
+    #[serde(flatten)]
+    pub code: CodeRef,
+    /// Files in the package.
+    pub files: u64,
+}
+
+/// `POST /api/v1/executions`: run a function (synchronously) and return its execution.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartExecutionRequest {
+    /// Function name.
+    pub function: String,
+    /// The event (any JSON).
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// `GET /api/v1/executions`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecutionList {
+    /// Newest first.
+    pub executions: Vec<ExecutionRecord>,
+    /// Pass as `before` to get the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `GET /api/v1/executions/{id}/logs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExecutionLogs {
+    /// Execution id.
+    pub execution_id: String,
+    /// Function name.
+    pub function: String,
+    /// Captured output, lossily decoded as UTF-8.
+    pub log: String,
+    /// Set when the log was cut at the cap.
+    pub truncated: bool,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`, or `degraded` with reasons in `warnings`.
+    pub status: String,
+    /// Server version.
+    pub version: String,
+    /// Isolation level in force (`namespaces` or `process`).
+    pub isolation: String,
+    /// Store backend (`embedded`).
+    pub store: String,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Functions defined.
+    pub functions: u64,
+    /// Instances by state.
+    pub instances: BTreeMap<String, u64>,
+    /// Runtimes available on this host.
+    pub runtimes: BTreeMap<String, RuntimeResolution>,
+    /// Things an operator should know.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}

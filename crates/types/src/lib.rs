@@ -1,0 +1,26 @@
+//! Domain types of holactl: what a function is, what an execution records, the limits and
+//! defaults every layer agrees on, and the stable error codes users see.
+//!
+//! This crate does no I/O: it validates and normalizes values, nothing more.
+//!
+//! # Layout
+//! - [`error`]: [`ErrorCode`], the stable UPPER_SNAKE codes and their HTTP statuses, and the
+//!   JSON error envelope.
+//! - [`limits`]: every limit and default in one place.
+//! - [`function`]: the user's manifest, the validated [`FunctionConfig`], the stored
+//!   [`FunctionRecord`], runtimes.
+//! - [`execution`]: execution records and their states.
+//! - [`api`]: request and response bodies of the HTTP API shared by the server and clients.
+
+pub mod api;
+pub mod error;
+pub mod execution;
+pub mod function;
+pub mod limits;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
+pub use execution::{ExecutionRecord, ExecutionStatus, Trigger};
+pub use function::{FunctionConfig, FunctionManifest, FunctionRecord, Runtime, RuntimeFamily};
+
+/// Milliseconds since the Unix epoch, the one time representation stored and sent.
+pub type EpochMillis = i64;
