@@ -1,1 +1,265 @@
-//! The invocation pipeline of holactl: functions, pools, executions, metrics.
+//! The invocation pipeline of holactl: functions and their code, warm pools, executions,
+//! logs and metrics. It knows nothing of HTTP: the server translates requests into calls on
+//! [`Engine`], and the CLI's `test --local` drives an engine directly.
+//!
+//! # Layout
+//! - [`Engine`] (this file): opening, shutdown, health, metrics, authentication.
+//! - [`functions`]: create/update/get/list/delete functions, code uploads.
+//! - [`invoke`]: resolve → admit → pool or cold start → invoke → record.
+//! - [`code`]: zip validation and the unpacked, content-addressed code cache.
+//! - [`pool`]: warm instances and their idle TTL.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`auth`]: the admin token.
+//! - [`config`], [`error`]: configuration and [`EngineError`].
+
+pub mod auth;
+pub mod code;
+pub mod config;
+pub mod error;
+pub mod functions;
+pub mod invoke;
+pub mod metrics;
+pub mod pool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use holactl_sandbox::{IsolationLevel, RuntimeCatalog, Sandbox, SandboxConfig};
+use holactl_store::Stores;
+use holactl_types::api::{Health, RuntimeResolution};
+use holactl_types::{FunctionRecord, RuntimeFamily};
+use tokio::sync::Semaphore;
+
+pub use config::EngineConfig;
+pub use error::EngineError;
+pub use invoke::{InvokeRequest, InvokeResponse};
+
+use code::{CodeCache, PackageLimits};
+use metrics::Metrics;
+use pool::Pool;
+
+/// A function as the engine keeps it in memory.
+#[derive(Debug)]
+pub(crate) struct FunctionEntry {
+    pub record: FunctionRecord,
+    pub instance_key: String,
+    pub resolution: RuntimeResolution,
+}
+
+pub(crate) struct Inner {
+    pub config: EngineConfig,
+    pub stores: Stores,
+    pub sandbox: Sandbox,
+    pub catalog: RuntimeCatalog,
+    pub code: CodeCache,
+    pub functions: RwLock<HashMap<String, Arc<FunctionEntry>>>,
+    pub pool: Pool,
+    pub metrics: Metrics,
+    pub admin_hash: [u8; 32],
+    pub concurrency: Arc<Semaphore>,
+    pub started: Instant,
+    pub shutting_down: AtomicBool,
+    pub reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub warnings: Vec<String>,
+}
+
+/// The engine: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Opens the data dir (creating it), its store, code cache and admin token, finds the
+    /// host's runtimes, and loads every function.
+    pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| EngineError::Internal(format!("{}: {e}", dir.display())))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let stores = holactl_store::embedded::EmbeddedStore::open(&dir.join("store"))?;
+        let catalog = {
+            let runtime_dir = dir.join("runtime");
+            tokio::task::spawn_blocking(move || RuntimeCatalog::detect(&runtime_dir))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+                .map_err(|e| EngineError::Internal(e.to_string()))?
+        };
+        let level = config.isolation.unwrap_or_else(Sandbox::strongest_level);
+        let sandbox = Sandbox::new(SandboxConfig {
+            init_program: config.init_program.clone(),
+            level,
+            log_cap: config.log_cap,
+        })
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut warnings = Vec::new();
+        if level == IsolationLevel::Process {
+            warnings.push(
+                "isolation level is 'process': functions run as ordinary processes of this \
+                 user, without filesystem, network or memory isolation"
+                    .to_owned(),
+            );
+        }
+        let code = CodeCache::open(dir.join("code"), PackageLimits::default())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let admin_hash = auth::ensure_admin_token(stores.kv.as_ref(), dir).await?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                concurrency: Arc::new(Semaphore::new(config.max_concurrency as usize)),
+                config,
+                stores,
+                sandbox,
+                catalog,
+                code,
+                functions: RwLock::new(HashMap::new()),
+                pool: Pool::default(),
+                metrics: Metrics::new(),
+                admin_hash,
+                started: Instant::now(),
+                shutting_down: AtomicBool::new(false),
+                reaper: Mutex::new(None),
+                warnings,
+            }),
+        };
+        engine.load_functions().await?;
+        engine.start_reaper();
+        Ok(engine)
+    }
+
+    fn start_reaper(&self) {
+        let ttl = self.inner.config.idle_ttl;
+        let period = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let stopped = inner.pool.reap(ttl);
+                if stopped > 0 {
+                    tracing::debug!(stopped, "stopped idle instances");
+                }
+                let (idle, busy) = inner.pool.counts();
+                inner.metrics.set_instances(idle, busy);
+            }
+        });
+        if let Ok(mut reaper) = self.inner.reaper.lock() {
+            *reaper = Some(task);
+        }
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.inner.config.data_dir
+    }
+
+    /// The isolation level in force.
+    pub fn isolation(&self) -> IsolationLevel {
+        self.inner.sandbox.level()
+    }
+
+    /// Things an operator should know (weak isolation, missing runtimes).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+
+    /// Whether `token` is the admin token.
+    pub fn authenticate(&self, token: &str) -> bool {
+        auth::verify(&self.inner.admin_hash, token)
+    }
+
+    /// Stops taking invocations and stops every idle instance.
+    pub fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        if let Ok(mut reaper) = self.inner.reaper.lock() {
+            if let Some(task) = reaper.take() {
+                task.abort();
+            }
+        }
+        self.inner.pool.clear();
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn metrics_text(&self) -> String {
+        let (idle, busy) = self.inner.pool.counts();
+        self.inner.metrics.set_instances(idle, busy);
+        self.inner.metrics.encode()
+    }
+
+    /// Runtimes this host offers, by family name.
+    pub fn runtimes(&self) -> BTreeMap<String, RuntimeResolution> {
+        let mut out = BTreeMap::new();
+        for (family, interp) in self.inner.catalog.interpreters() {
+            let id = match family {
+                RuntimeFamily::Python => {
+                    format!("python{}.{}", interp.version.0, interp.version.1)
+                }
+                RuntimeFamily::Node => format!("nodejs{}.x", interp.version.0),
+                RuntimeFamily::Provided => continue,
+            };
+            out.entry(id).or_insert(RuntimeResolution {
+                interpreter: Some(interp.path.display().to_string()),
+                interpreter_version: Some(interp.version_string.clone()),
+                note: None,
+            });
+        }
+        out.insert(
+            "provided".to_owned(),
+            RuntimeResolution {
+                interpreter: None,
+                interpreter_version: None,
+                note: Some("the package's executable bootstrap".to_owned()),
+            },
+        );
+        out
+    }
+
+    /// The health document.
+    pub fn health(&self) -> Health {
+        let (idle, busy) = self.inner.pool.counts();
+        let functions = self.inner.functions.read().map(|f| f.len()).unwrap_or(0) as u64;
+        let shutting_down = self.inner.shutting_down.load(Ordering::SeqCst);
+        let mut warnings = self.inner.warnings.clone();
+        if shutting_down {
+            warnings.push("shutting down".to_owned());
+        }
+        Health {
+            status: if shutting_down {
+                "stopping".to_owned()
+            } else if warnings.is_empty() {
+                "ok".to_owned()
+            } else {
+                "degraded".to_owned()
+            },
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            isolation: self.isolation().to_string(),
+            store: self.inner.stores.backend.to_owned(),
+            uptime_s: self.inner.started.elapsed().as_secs(),
+            functions,
+            instances: BTreeMap::from([("idle".to_owned(), idle), ("busy".to_owned(), busy)]),
+            runtimes: self.runtimes(),
+            warnings,
+        }
+    }
+}

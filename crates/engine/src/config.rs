@@ -1,0 +1,50 @@
+//! Engine configuration, with defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use holactl_sandbox::IsolationLevel;
+use holactl_types::limits;
+
+/// How an engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Where everything lives: database, blobs, code cache, runtime files, token.
+    pub data_dir: PathBuf,
+    /// Our own binary (re-executed as `sandbox-init`).
+    pub init_program: PathBuf,
+    /// Isolation level; `None` picks the strongest the host supports.
+    pub isolation: Option<IsolationLevel>,
+    /// Idle warm instances are stopped after this long.
+    pub idle_ttl: Duration,
+    /// Account-wide concurrent executions.
+    pub max_concurrency: u32,
+    /// Region in ARNs and `AWS_REGION`.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// Captured log bytes kept per execution.
+    pub log_cap: usize,
+    /// Size of an instance's `/tmp`, MB.
+    pub tmp_mb: u32,
+    /// Most processes per instance.
+    pub max_pids: u32,
+}
+
+impl EngineConfig {
+    /// Defaults for a data dir and our binary.
+    pub fn new(data_dir: PathBuf, init_program: PathBuf) -> EngineConfig {
+        EngineConfig {
+            data_dir,
+            init_program,
+            isolation: None,
+            idle_ttl: Duration::from_secs(limits::DEFAULT_IDLE_TTL_S),
+            max_concurrency: limits::DEFAULT_ACCOUNT_CONCURRENCY,
+            region: limits::DEFAULT_REGION.to_owned(),
+            account_id: limits::DEFAULT_ACCOUNT_ID.to_owned(),
+            log_cap: limits::MAX_LOG_BYTES_PER_EXECUTION,
+            tmp_mb: 512,
+            max_pids: 1024,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Functions and their code: upload, create, update, read, delete.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use holactl_store::{is_sha256_hex, sha256_hex, StoreError};
+use holactl_types::api::{
+    CodeUploaded, CreateFunctionRequest, FunctionView, RuntimeResolution, UpdateFunctionRequest,
+};
+use holactl_types::function::{validate_function_name, CodeRef};
+use holactl_types::limits::MAX_CODE_ZIP_BYTES;
+use holactl_types::{FunctionConfig, FunctionRecord, RuntimeFamily};
+use serde::{Deserialize, Serialize};
+
+use crate::code::CodeError;
+use crate::{now_ms, Engine, EngineError, FunctionEntry};
+
+const FUNCTION_PREFIX: &str = "functions/";
+const CODE_PREFIX: &str = "code/";
+/// Attempts of an update that races other updates.
+const UPDATE_ATTEMPTS: usize = 5;
+
+fn function_key(name: &str) -> String {
+    format!("{FUNCTION_PREFIX}{name}")
+}
+
+/// What the store keeps about an uploaded package.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CodeMeta {
+    size: u64,
+    unpacked_size: u64,
+    files: u64,
+    has_bootstrap: bool,
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Bytes, EngineError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, EngineError> {
+    serde_json::from_slice(bytes).map_err(|e| EngineError::Internal(format!("corrupt record: {e}")))
+}
+
+impl Engine {
+    pub(crate) async fn load_functions(&self) -> Result<(), EngineError> {
+        let entries = self.inner.stores.kv.list(FUNCTION_PREFIX).await?;
+        let mut loaded = Vec::new();
+        for (key, entry) in entries {
+            match decode::<FunctionRecord>(&entry.value) {
+                Ok(record) => loaded.push(self.entry_for(record)),
+                Err(e) => tracing::error!(key, error = %e, "skipping unreadable function record"),
+            }
+        }
+        let mut functions = self
+            .inner
+            .functions
+            .write()
+            .map_err(|_| EngineError::Internal("lock poisoned".into()))?;
+        for entry in loaded {
+            functions.insert(entry.record.name.clone(), Arc::new(entry));
+        }
+        Ok(())
+    }
+
+    fn entry_for(&self, record: FunctionRecord) -> FunctionEntry {
+        let resolution = self.resolution(&record.config);
+        FunctionEntry {
+            instance_key: record.instance_key(),
+            record,
+            resolution,
+        }
+    }
+
+    fn resolution(&self, config: &FunctionConfig) -> RuntimeResolution {
+        let catalog = &self.inner.catalog;
+        match catalog.resolve(
+            &config.runtime,
+            std::path::Path::new("/"),
+            catalog.runtime_dir(),
+        ) {
+            Ok(r) => RuntimeResolution {
+                interpreter: r.interpreter.as_ref().map(|i| i.path.display().to_string()),
+                interpreter_version: r.interpreter.map(|i| i.version_string),
+                note: r.note,
+            },
+            Err(e) => RuntimeResolution {
+                interpreter: None,
+                interpreter_version: None,
+                note: Some(e.to_string()),
+            },
+        }
+    }
+
+    pub(crate) fn function_entry(&self, name: &str) -> Result<Arc<FunctionEntry>, EngineError> {
+        self.inner
+            .functions
+            .read()
+            .map_err(|_| EngineError::Internal("lock poisoned".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))
+    }
+
+    fn cache_function(&self, entry: FunctionEntry) -> Result<Arc<FunctionEntry>, EngineError> {
+        let entry = Arc::new(entry);
+        self.inner
+            .functions
+            .write()
+            .map_err(|_| EngineError::Internal("lock poisoned".into()))?
+            .insert(entry.record.name.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    pub(crate) fn view(&self, entry: &FunctionEntry) -> FunctionView {
+        let r = &entry.record;
+        FunctionView {
+            name: r.name.clone(),
+            version: "$LATEST".to_owned(),
+            arn: self.function_arn(&r.name),
+            config: r.config.clone(),
+            code: r.code.clone(),
+            runtime_resolution: entry.resolution.clone(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+
+    /// `arn:aws:lambda:{region}:{account}:function:{name}`.
+    pub fn function_arn(&self, name: &str) -> String {
+        let c = &self.inner.config;
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            c.region, c.account_id
+        )
+    }
+
+    /// Validates, unpacks and stores a zipped code package; returns its content address.
+    pub async fn upload_code(&self, zip: Bytes) -> Result<CodeUploaded, EngineError> {
+        if zip.len() > MAX_CODE_ZIP_BYTES {
+            return Err(EngineError::PayloadTooLarge {
+                what: "code package",
+                size: zip.len(),
+                limit: MAX_CODE_ZIP_BYTES,
+            });
+        }
+        let cache = self.inner.code.clone();
+        let (sha, stats, has_bootstrap) = {
+            let zip = zip.clone();
+            tokio::task::spawn_blocking(move || {
+                let sha = sha256_hex(&zip);
+                let stats = cache.insert(&sha, &zip)?;
+                let bootstrap = cache.path(&sha).join("bootstrap");
+                let has_bootstrap = std::fs::metadata(&bootstrap)
+                    .map(|m| {
+                        use std::os::unix::fs::PermissionsExt;
+                        m.is_file() && m.permissions().mode() & 0o111 != 0
+                    })
+                    .unwrap_or(false);
+                Ok::<_, CodeError>((sha, stats, has_bootstrap))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                CodeError::Invalid(m) => EngineError::invalid("code", m),
+                CodeError::Io(e) => EngineError::Internal(e.to_string()),
+            })?
+        };
+        let size = zip.len() as u64;
+        self.inner.stores.blobs.put(zip).await?;
+        let meta = CodeMeta {
+            size,
+            unpacked_size: stats.unpacked_size,
+            files: stats.files,
+            has_bootstrap,
+        };
+        self.inner
+            .stores
+            .kv
+            .put(&format!("{CODE_PREFIX}{sha}"), encode(&meta)?)
+            .await?;
+        Ok(CodeUploaded {
+            code: CodeRef {
+                sha256: sha,
+                size,
+                unpacked_size: stats.unpacked_size,
+            },
+            files: stats.files,
+        })
+    }
+
+    /// Whether a package with this content address is stored.
+    pub async fn has_code(&self, sha256: &str) -> Result<bool, EngineError> {
+        Ok(is_sha256_hex(sha256)
+            && self
+                .inner
+                .stores
+                .kv
+                .get(&format!("{CODE_PREFIX}{sha256}"))
+                .await?
+                .is_some())
+    }
+
+    async fn code_ref(
+        &self,
+        sha256: &str,
+        config: &FunctionConfig,
+    ) -> Result<CodeRef, EngineError> {
+        let missing = || {
+            EngineError::invalid(
+                "code_sha256",
+                format!("no uploaded package {sha256:?}; upload it with POST /api/v1/code"),
+            )
+        };
+        if !is_sha256_hex(sha256) {
+            return Err(missing());
+        }
+        let entry = self
+            .inner
+            .stores
+            .kv
+            .get(&format!("{CODE_PREFIX}{sha256}"))
+            .await?
+            .ok_or_else(missing)?;
+        let meta: CodeMeta = decode(&entry.value)?;
+        if config.runtime.family() == RuntimeFamily::Provided && !meta.has_bootstrap {
+            return Err(EngineError::invalid(
+                "code",
+                format!(
+                    "runtime {} needs an executable file named 'bootstrap' at the package root",
+                    config.runtime
+                ),
+            ));
+        }
+        Ok(CodeRef {
+            sha256: sha256.to_owned(),
+            size: meta.size,
+            unpacked_size: meta.unpacked_size,
+        })
+    }
+
+    /// Creates a function; `CONFLICT` if the name is taken.
+    pub async fn create_function(
+        &self,
+        req: CreateFunctionRequest,
+    ) -> Result<FunctionView, EngineError> {
+        validate_function_name(&req.name)?;
+        let config = req.config_patch().into_new_config()?;
+        let code = self.code_ref(&req.code_sha256, &config).await?;
+        let now = now_ms();
+        let record = FunctionRecord {
+            name: req.name.clone(),
+            config,
+            code,
+            created_at: now,
+            updated_at: now,
+        };
+        match self
+            .inner
+            .stores
+            .kv
+            .create(&function_key(&record.name), encode(&record)?)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                return Err(EngineError::Conflict(format!(
+                    "function {:?} already exists",
+                    record.name
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(function = %record.name, runtime = %record.config.runtime, "function created");
+        let entry = self.cache_function(self.entry_for(record))?;
+        Ok(self.view(&entry))
+    }
+
+    /// Changes a function's code and/or configuration.
+    pub async fn update_function(
+        &self,
+        name: &str,
+        req: UpdateFunctionRequest,
+    ) -> Result<FunctionView, EngineError> {
+        let patch = req.config_patch();
+        if patch.is_empty() && req.code_sha256.is_none() {
+            return Err(EngineError::invalid("body", "nothing to update"));
+        }
+        for _ in 0..UPDATE_ATTEMPTS {
+            let stored = self
+                .inner
+                .stores
+                .kv
+                .get(&function_key(name))
+                .await?
+                .ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))?;
+            let mut record: FunctionRecord = decode(&stored.value)?;
+            record.config = patch.clone().apply(&record.config)?;
+            let sha = req
+                .code_sha256
+                .clone()
+                .unwrap_or_else(|| record.code.sha256.clone());
+            record.code = self.code_ref(&sha, &record.config).await?;
+            record.updated_at = now_ms();
+            match self
+                .inner
+                .stores
+                .kv
+                .update(&function_key(name), encode(&record)?, stored.revision)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(function = %name, "function updated");
+                    let entry = self.cache_function(self.entry_for(record))?;
+                    self.inner.pool.purge(name);
+                    return Ok(self.view(&entry));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Conflict(format!(
+            "function {name:?} is being changed concurrently; try again"
+        )))
+    }
+
+    /// One function.
+    pub fn get_function(&self, name: &str) -> Result<FunctionView, EngineError> {
+        Ok(self.view(self.function_entry(name)?.as_ref()))
+    }
+
+    /// Every function, by name.
+    pub fn list_functions(&self) -> Result<Vec<FunctionView>, EngineError> {
+        let functions = self
+            .inner
+            .functions
+            .read()
+            .map_err(|_| EngineError::Internal("lock poisoned".into()))?;
+        let mut views: Vec<FunctionView> = functions.values().map(|e| self.view(e)).collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(views)
+    }
+
+    /// Deletes a function and stops its warm instances. Its executions stay queryable.
+    pub async fn delete_function(&self, name: &str) -> Result<(), EngineError> {
+        match self.inner.stores.kv.delete(&function_key(name), None).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => {
+                return Err(EngineError::FunctionNotFound(name.to_owned()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Ok(mut functions) = self.inner.functions.write() {
+            functions.remove(name);
+        }
+        self.inner.pool.purge(name);
+        tracing::info!(function = %name, "function deleted");
+        Ok(())
+    }
+}

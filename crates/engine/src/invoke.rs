@@ -1,0 +1,572 @@
+//! The invocation pipeline: resolve the function, admit under the concurrency limit, take a
+//! warm instance or start one, hand the event over, and record what happened.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use holactl_sandbox::{InstanceSpec, Invocation, InvokeOutcome, InvokeResult, NetworkMode};
+use holactl_store::{ExecutionQuery, StoredLog};
+use holactl_types::api::{ExecutionLogs, StartExecutionRequest};
+use holactl_types::execution::{result_to_json, ExecutionError};
+use holactl_types::limits::{MAX_STORED_RESULT_BYTES, MAX_SYNC_PAYLOAD_BYTES};
+use holactl_types::{ErrorCode, ExecutionRecord, ExecutionStatus, RuntimeFamily, Trigger};
+
+use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
+use crate::{now_ms, Engine, EngineError, FunctionEntry};
+
+/// Bytes of log returned with `log_tail`, as Lambda's `LogType=Tail`.
+const LOG_TAIL_BYTES: usize = 4096;
+
+/// One synchronous invocation.
+#[derive(Clone, Debug)]
+pub struct InvokeRequest {
+    /// The event.
+    pub payload: Bytes,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Return the last 4 KB of the log.
+    pub log_tail: bool,
+    /// `Lambda-Runtime-Client-Context` (JSON), if any.
+    pub client_context: Option<String>,
+}
+
+impl InvokeRequest {
+    /// A plain invocation with `payload`.
+    pub fn new(payload: Bytes, trigger: Trigger) -> Self {
+        InvokeRequest {
+            payload,
+            trigger,
+            log_tail: false,
+            client_context: None,
+        }
+    }
+}
+
+/// The result of a synchronous invocation.
+#[derive(Clone, Debug)]
+pub struct InvokeResponse {
+    /// The execution as recorded.
+    pub record: ExecutionRecord,
+    /// The function's answer, or Lambda's error object when it failed.
+    pub body: Bytes,
+    /// `Unhandled` when `body` is an error object (Lambda's `X-Amz-Function-Error`).
+    pub function_error: Option<&'static str>,
+    /// Base64 of the log's last 4 KB, when asked for.
+    pub log_tail: Option<String>,
+}
+
+fn lambda_error(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string())
+}
+
+fn error_message_of(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errorMessage")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned())
+}
+
+fn trace_id(request_id: &str) -> String {
+    let secs = now_ms() / 1000;
+    let hex: String = request_id.chars().filter(|c| *c != '-').collect();
+    let root = hex.get(..24).unwrap_or("000000000000000000000000");
+    let parent = hex.get(16..32).unwrap_or("0000000000000000");
+    format!("Root=1-{secs:08x}-{root};Parent={parent};Sampled=0")
+}
+
+/// Maps what the instance did to (status, body, error).
+fn classify(
+    request_id: &str,
+    timeout_s: u32,
+    result: InvokeResult,
+) -> (ExecutionStatus, Bytes, Option<ExecutionError>) {
+    let fail = |code: ErrorCode, error_type: &str, message: String, body: Bytes| {
+        (
+            if code == ErrorCode::Timeout {
+                ExecutionStatus::Timeout
+            } else {
+                ExecutionStatus::Failed
+            },
+            body,
+            Some(ExecutionError {
+                code,
+                error_type: error_type.to_owned(),
+                message,
+            }),
+        )
+    };
+    match result {
+        InvokeResult::Response(body) => (ExecutionStatus::Complete, body, None),
+        InvokeResult::FunctionError { error_type, body }
+        | InvokeResult::InitError { error_type, body } => {
+            let message = error_message_of(&body);
+            fail(ErrorCode::FunctionError, &error_type, message, body)
+        }
+        InvokeResult::ResponseTooLarge => {
+            let message = format!(
+                "Response payload size exceeded maximum allowed payload size ({MAX_SYNC_PAYLOAD_BYTES} bytes)."
+            );
+            let body = lambda_error("Function.ResponseSizeTooLarge", &message);
+            fail(
+                ErrorCode::PayloadTooLarge,
+                "Function.ResponseSizeTooLarge",
+                message,
+                body,
+            )
+        }
+        InvokeResult::Timeout { during_init } => {
+            let message = if during_init {
+                format!("RequestId: {request_id} Error: Runtime did not become ready in time")
+            } else {
+                format!(
+                    "RequestId: {request_id} Error: Task timed out after {timeout_s}.00 seconds"
+                )
+            };
+            let body = lambda_error("Sandbox.Timedout", &message);
+            fail(ErrorCode::Timeout, "Sandbox.Timedout", message, body)
+        }
+        InvokeResult::Exited(info) => {
+            let (code, error_type, message) = if info.oom {
+                (
+                    ErrorCode::OutOfMemory,
+                    "Runtime.OutOfMemory",
+                    format!(
+                        "RequestId: {request_id} Error: Runtime exited with error: {}",
+                        info.describe()
+                    ),
+                )
+            } else if let Some((step, msg)) = &info.setup_failure {
+                let error_type = if step == "exec" {
+                    "Runtime.InvalidEntrypoint"
+                } else {
+                    "Runtime.SandboxSetupFailed"
+                };
+                (
+                    ErrorCode::FunctionError,
+                    error_type,
+                    format!("RequestId: {request_id} Error: {step}: {msg}"),
+                )
+            } else {
+                (
+                    ErrorCode::FunctionError,
+                    "Runtime.ExitError",
+                    format!(
+                        "RequestId: {request_id} Error: Runtime exited with error: {}",
+                        info.describe()
+                    ),
+                )
+            };
+            let body = lambda_error(error_type, &message);
+            fail(code, error_type, message, body)
+        }
+    }
+}
+
+/// Lambda-style log: START, the captured output, END, REPORT.
+fn format_log(record: &ExecutionRecord, outcome: &InvokeOutcome) -> Vec<u8> {
+    let id = &record.id;
+    let mut log = Vec::with_capacity(outcome.log.data.len() + 256);
+    log.extend_from_slice(
+        format!("START RequestId: {id} Version: {}\n", record.version).as_bytes(),
+    );
+    log.extend_from_slice(&outcome.log.data);
+    if !log.ends_with(b"\n") {
+        log.push(b'\n');
+    }
+    if outcome.log.truncated {
+        log.extend_from_slice(
+            format!(
+                "[holactl] output truncated: {} bytes written, {} kept\n",
+                outcome.log.total_bytes,
+                outcome.log.data.len()
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(err) = &record.error {
+        if err.code != ErrorCode::FunctionError || err.error_type.starts_with("Runtime.") {
+            log.extend_from_slice(format!("{}\n{}\n", err.message, err.error_type).as_bytes());
+        }
+    }
+    log.extend_from_slice(format!("END RequestId: {id}\n").as_bytes());
+    let mut report = format!(
+        "REPORT RequestId: {id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB",
+        record.duration_ms.unwrap_or(0.0),
+        record.billed_duration_ms.unwrap_or(0),
+        record.memory_mb
+    );
+    if let Some(init) = record.init_duration_ms {
+        report.push_str(&format!("\tInit Duration: {init:.2} ms"));
+    }
+    if record.status == ExecutionStatus::Timeout {
+        report.push_str("\tStatus: timeout");
+    }
+    log.extend_from_slice(report.as_bytes());
+    log.push(b'\n');
+    log
+}
+
+fn log_stream_name(instance_id: &str) -> String {
+    let date = time::OffsetDateTime::now_utc().date();
+    format!(
+        "{:04}/{:02}/{:02}/[$LATEST]{instance_id}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+impl Engine {
+    fn instance_spec(&self, f: &FunctionEntry) -> Result<InstanceSpec, EngineError> {
+        let inner = &self.inner;
+        let record = &f.record;
+        let config = &record.config;
+        let task_root = inner.code.path(&record.code.sha256);
+        let runtime_dir = inner.catalog.runtime_dir().to_owned();
+        let resolved = inner
+            .catalog
+            .resolve(&config.runtime, &task_root, &runtime_dir)
+            .map_err(|e| EngineError::RuntimeUnavailable(e.to_string()))?;
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let execution_env = match config.runtime.family() {
+            RuntimeFamily::Provided => "AWS_Lambda_rapid".to_owned(),
+            _ => format!("AWS_Lambda_{}", config.runtime),
+        };
+        let task = task_root.display().to_string();
+        let rt = runtime_dir.display().to_string();
+        let mut env: Vec<(String, String)> = vec![
+            ("_HANDLER".into(), config.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), task.clone()),
+            ("LAMBDA_RUNTIME_DIR".into(), rt.clone()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), record.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                config.memory_mb.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+                format!("/aws/lambda/{}", record.name),
+            ),
+            (
+                "AWS_LAMBDA_LOG_STREAM_NAME".into(),
+                log_stream_name(&instance_id),
+            ),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+            ("AWS_REGION".into(), inner.config.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), inner.config.region.clone()),
+            ("AWS_EXECUTION_ENV".into(), execution_env),
+            ("TZ".into(), ":UTC".into()),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+            (
+                "LD_LIBRARY_PATH".into(),
+                format!("/lib64:/usr/lib64:{rt}:{rt}/lib:{task}:{task}/lib"),
+            ),
+        ];
+        env.extend(
+            config
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        Ok(InstanceSpec {
+            instance_id,
+            argv: resolved.argv,
+            env,
+            cwd: task_root.clone(),
+            task_root,
+            runtime_dir,
+            memory_mb: config.memory_mb,
+            tmp_mb: inner.config.tmp_mb,
+            max_pids: inner.config.max_pids,
+            max_open_files: 1024,
+            level: inner.sandbox.level(),
+            network: NetworkMode::Isolated,
+        })
+    }
+
+    /// Runs `name` synchronously with `req.payload` and waits for its answer.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, EngineError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
+        if req.payload.len() > MAX_SYNC_PAYLOAD_BYTES {
+            return Err(EngineError::PayloadTooLarge {
+                what: "request payload",
+                size: req.payload.len(),
+                limit: MAX_SYNC_PAYLOAD_BYTES,
+            });
+        }
+        let f = self.function_entry(name)?;
+        let labels = Metrics::function(name);
+        let Ok(_permit) = inner.concurrency.clone().try_acquire_owned() else {
+            inner.metrics.throttles.get_or_create(&labels).inc();
+            return Err(EngineError::Throttled(format!(
+                "account concurrency limit of {} reached",
+                inner.config.max_concurrency
+            )));
+        };
+        inner.metrics.concurrent.inc();
+        let result = self.invoke_admitted(&f, req).await;
+        inner.metrics.concurrent.dec();
+        result
+    }
+
+    async fn invoke_admitted(
+        &self,
+        f: &Arc<FunctionEntry>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, EngineError> {
+        let inner = &self.inner;
+        let name = &f.record.name;
+        let config = &f.record.config;
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let created_at = now_ms();
+
+        let mut instance = match inner.pool.acquire(name, &f.instance_key) {
+            Some(instance) => instance,
+            None => {
+                let spec = self.instance_spec(f)?;
+                inner
+                    .sandbox
+                    .spawn(spec)
+                    .await
+                    .map_err(|e| EngineError::Internal(format!("cannot start instance: {e}")))?
+            }
+        };
+        inner.pool.mark_busy();
+
+        let invocation = Invocation {
+            request_id: request_id.clone(),
+            payload: req.payload,
+            timeout: Duration::from_secs(u64::from(config.timeout_s)),
+            function_arn: self.function_arn(name),
+            trace_id: trace_id(&request_id),
+            client_context: req.client_context,
+            cognito_identity: None,
+        };
+        let started_at = now_ms();
+        let outcome = instance.invoke(invocation).await;
+        if instance.is_reusable() {
+            inner.pool.release(name, &f.instance_key, instance);
+        } else {
+            inner.pool.discard();
+            drop(instance);
+        }
+
+        let (status, body, error) = classify(&request_id, config.timeout_s, outcome.result.clone());
+        let duration_ms = outcome.duration.as_secs_f64() * 1000.0;
+        let billed = (duration_ms.ceil() as u64).max(1);
+        let mut record = ExecutionRecord {
+            id: request_id,
+            function: name.clone(),
+            version: "$LATEST".to_owned(),
+            status,
+            trigger: req.trigger,
+            created_at,
+            started_at: Some(started_at),
+            ended_at: Some(now_ms()),
+            duration_ms: Some((duration_ms * 1000.0).round() / 1000.0),
+            billed_duration_ms: Some(billed),
+            init_duration_ms: outcome
+                .init_duration
+                .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
+            cold_start: outcome.cold_start,
+            memory_mb: config.memory_mb,
+            attempts: 1,
+            result: None,
+            result_truncated: false,
+            error,
+            log_bytes: 0,
+            log_truncated: outcome.log.truncated,
+        };
+        if status == ExecutionStatus::Complete {
+            record.result = result_to_json(&body, MAX_STORED_RESULT_BYTES);
+            record.result_truncated = record.result.is_none();
+        }
+        let log = format_log(&record, &outcome);
+        record.log_bytes = log.len() as u64;
+        self.observe(&record, &outcome);
+        let log_tail = req.log_tail.then(|| {
+            let tail = &log[log.len().saturating_sub(LOG_TAIL_BYTES)..];
+            base64::engine::general_purpose::STANDARD.encode(tail)
+        });
+        inner.stores.executions.record_later(
+            record.clone(),
+            Some(StoredLog {
+                data: log,
+                truncated: outcome.log.truncated,
+            }),
+        );
+        Ok(InvokeResponse {
+            function_error: record.error.as_ref().map(|_| "Unhandled"),
+            record,
+            body,
+            log_tail,
+        })
+    }
+
+    fn observe(&self, record: &ExecutionRecord, outcome: &InvokeOutcome) {
+        let m = &self.inner.metrics;
+        let labels = Metrics::function(&record.function);
+        m.invocations
+            .get_or_create(&OutcomeLabels {
+                function: record.function.clone(),
+                status: record.status.as_str().to_owned(),
+            })
+            .inc();
+        if let Some(err) = &record.error {
+            m.errors
+                .get_or_create(&ErrorLabels {
+                    function: record.function.clone(),
+                    code: err.code.as_str().to_owned(),
+                })
+                .inc();
+        }
+        m.duration
+            .get_or_create(&labels)
+            .observe(outcome.duration.as_secs_f64());
+        if outcome.cold_start {
+            m.cold_starts.get_or_create(&labels).inc();
+            if let Some(init) = outcome.init_duration {
+                m.init_duration
+                    .get_or_create(&labels)
+                    .observe(init.as_secs_f64());
+            }
+        }
+    }
+
+    /// `POST /executions`: runs the function synchronously and returns its execution record.
+    pub async fn start_execution(
+        &self,
+        req: StartExecutionRequest,
+    ) -> Result<ExecutionRecord, EngineError> {
+        let payload = match req.payload {
+            Some(v) => Bytes::from(v.to_string()),
+            None => Bytes::from_static(b"{}"),
+        };
+        let resp = self
+            .invoke(&req.function, InvokeRequest::new(payload, Trigger::Api))
+            .await?;
+        Ok(resp.record)
+    }
+
+    /// One execution.
+    pub async fn get_execution(&self, id: &str) -> Result<ExecutionRecord, EngineError> {
+        self.inner
+            .stores
+            .executions
+            .get(id)
+            .await?
+            .ok_or_else(|| EngineError::ExecutionNotFound(id.to_owned()))
+    }
+
+    /// Executions, newest first.
+    pub async fn list_executions(
+        &self,
+        function: Option<String>,
+        before: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ExecutionRecord>, EngineError> {
+        if let Some(f) = &function {
+            holactl_types::function::validate_function_name(f)
+                .map_err(|e| EngineError::invalid("function", e.message))?;
+        }
+        Ok(self
+            .inner
+            .stores
+            .executions
+            .list(ExecutionQuery {
+                function,
+                before,
+                limit,
+            })
+            .await?)
+    }
+
+    /// The log of one execution.
+    pub async fn execution_logs(&self, id: &str) -> Result<ExecutionLogs, EngineError> {
+        let record = self.get_execution(id).await?;
+        let log = self.inner.stores.executions.log(id).await?;
+        let (data, truncated) = log.map(|l| (l.data, l.truncated)).unwrap_or_default();
+        Ok(ExecutionLogs {
+            execution_id: record.id,
+            function: record.function,
+            log: String::from_utf8_lossy(&data).into_owned(),
+            truncated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use holactl_sandbox::instance::ExitInfo;
+
+    #[test]
+    fn classifies_outcomes() {
+        let (s, body, e) = classify("r", 3, InvokeResult::Response(Bytes::from_static(b"1")));
+        assert_eq!(
+            (s, &body[..], e),
+            (ExecutionStatus::Complete, &b"1"[..], None)
+        );
+
+        let (s, body, e) = classify("r", 3, InvokeResult::Timeout { during_init: false });
+        assert_eq!(s, ExecutionStatus::Timeout);
+        let e = e.unwrap();
+        assert_eq!(e.code, ErrorCode::Timeout);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["errorType"], "Sandbox.Timedout");
+        assert_eq!(
+            v["errorMessage"],
+            "RequestId: r Error: Task timed out after 3.00 seconds"
+        );
+
+        let exit = ExitInfo {
+            code: Some(3),
+            signal: None,
+            oom: false,
+            setup_failure: None,
+        };
+        let (s, body, e) = classify("r", 3, InvokeResult::Exited(exit.clone()));
+        assert_eq!(s, ExecutionStatus::Failed);
+        assert_eq!(e.unwrap().code, ErrorCode::FunctionError);
+        assert!(String::from_utf8_lossy(&body).contains("exit status 3"));
+
+        let (_, _, e) = classify("r", 3, InvokeResult::Exited(ExitInfo { oom: true, ..exit }));
+        assert_eq!(e.unwrap().code, ErrorCode::OutOfMemory);
+
+        let (_, _, e) = classify(
+            "r",
+            3,
+            InvokeResult::FunctionError {
+                error_type: "ValueError".into(),
+                body: Bytes::from_static(br#"{"errorMessage":"bad","errorType":"ValueError"}"#),
+            },
+        );
+        let e = e.unwrap();
+        assert_eq!(
+            (e.code, e.error_type.as_str(), e.message.as_str()),
+            (ErrorCode::FunctionError, "ValueError", "bad")
+        );
+
+        let (_, _, e) = classify("r", 3, InvokeResult::ResponseTooLarge);
+        assert_eq!(e.unwrap().code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn trace_ids_look_like_xray() {
+        let t = trace_id("8f5c3d1e-0000-4000-8000-123456789abc");
+        assert!(t.starts_with("Root=1-"), "{t}");
+        assert!(t.contains(";Parent=") && t.ends_with(";Sampled=0"), "{t}");
+    }
+}

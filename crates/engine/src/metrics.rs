@@ -1,0 +1,207 @@
+//! Prometheus metrics of the engine, exposed as text at `/api/v1/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of per-function series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// Function name.
+    pub function: String,
+}
+
+/// Labels of invocation outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Function name.
+    pub function: String,
+    /// Execution status (`complete`, `failed`, `timeout`, …).
+    pub status: String,
+}
+
+/// Labels of errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Function name.
+    pub function: String,
+    /// Stable error code.
+    pub code: String,
+}
+
+/// Labels of instance gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// `idle` or `busy`.
+    pub state: String,
+}
+
+fn duration_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    ]
+    .into_iter()
+}
+
+/// Every metric the engine keeps.
+pub struct Metrics {
+    registry: Registry,
+    /// Invocations by outcome.
+    pub invocations: Family<OutcomeLabels, Counter>,
+    /// Errors by code.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Handler duration.
+    pub duration: Family<FunctionLabels, Histogram>,
+    /// Init duration of cold starts.
+    pub init_duration: Family<FunctionLabels, Histogram>,
+    /// Cold starts.
+    pub cold_starts: Family<FunctionLabels, Counter>,
+    /// Invocations refused by a concurrency limit.
+    pub throttles: Family<FunctionLabels, Counter>,
+    /// Instances by state.
+    pub instances: Family<StateLabels, Gauge>,
+    /// Invocations running now.
+    pub concurrent: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("holactl");
+        let invocations = Family::<OutcomeLabels, Counter>::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Family::<FunctionLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(duration_buckets())) as fn() -> Histogram,
+        );
+        let init_duration = Family::<FunctionLabels, Histogram>::new_with_constructor(
+            (|| Histogram::new(duration_buckets())) as fn() -> Histogram,
+        );
+        let cold_starts = Family::<FunctionLabels, Counter>::default();
+        let throttles = Family::<FunctionLabels, Counter>::default();
+        let instances = Family::<StateLabels, Gauge>::default();
+        let concurrent = Gauge::default();
+        registry.register(
+            "invocations",
+            "Invocations by function and final status",
+            invocations.clone(),
+        );
+        registry.register(
+            "errors",
+            "Failed invocations by function and error code",
+            errors.clone(),
+        );
+        registry.register(
+            "invocation_duration_seconds",
+            "Handler duration (hand-off to answer)",
+            duration.clone(),
+        );
+        registry.register(
+            "init_duration_seconds",
+            "Instance start to runtime ready, for cold starts",
+            init_duration.clone(),
+        );
+        registry.register(
+            "cold_starts",
+            "Invocations that started an instance",
+            cold_starts.clone(),
+        );
+        registry.register(
+            "throttles",
+            "Invocations refused by a concurrency limit",
+            throttles.clone(),
+        );
+        registry.register(
+            "instances",
+            "Function instances by state",
+            instances.clone(),
+        );
+        registry.register(
+            "concurrent_executions",
+            "Invocations running now",
+            concurrent.clone(),
+        );
+        Metrics {
+            registry,
+            invocations,
+            errors,
+            duration,
+            init_duration,
+            cold_starts,
+            throttles,
+            instances,
+            concurrent,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Per-function labels.
+    pub fn function(name: &str) -> FunctionLabels {
+        FunctionLabels {
+            function: name.to_owned(),
+        }
+    }
+
+    /// Sets the instance gauges.
+    pub fn set_instances(&self, idle: u64, busy: u64) {
+        self.instances
+            .get_or_create(&StateLabels {
+                state: "idle".into(),
+            })
+            .set(idle as i64);
+        self.instances
+            .get_or_create(&StateLabels {
+                state: "busy".into(),
+            })
+            .set(busy as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_prometheus_text() {
+        let m = Metrics::new();
+        m.invocations
+            .get_or_create(&OutcomeLabels {
+                function: "hello".into(),
+                status: "complete".into(),
+            })
+            .inc();
+        m.duration
+            .get_or_create(&Metrics::function("hello"))
+            .observe(0.002);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"holactl_invocations_total{function="hello",status="complete"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("holactl_invocation_duration_seconds_bucket"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
