@@ -175,14 +175,14 @@ impl Instance {
         let started = tokio::select! {
             biased;
             started = started_rx => started.ok(),
-            _ = init_failure.wait_for(Option::is_some) => {
+            _ = changed_to_some(&mut init_failure) => {
                 let failure = self.init_failure.borrow().clone();
                 if let Some(f) = failure {
                     outcome.result = InvokeResult::InitError { error_type: f.error_type, body: f.body };
                 }
                 None
             }
-            _ = exit.wait_for(Option::is_some) => {
+            _ = changed_to_some(&mut exit) => {
                 outcome.result = InvokeResult::Exited(self.wait_exit().await);
                 None
             }
@@ -209,7 +209,7 @@ impl Instance {
                 Ok(RuntimeReply::TooLarge) => InvokeResult::ResponseTooLarge,
                 Err(_) => InvokeResult::Exited(self.wait_exit().await),
             },
-            _ = exit.wait_for(Option::is_some) => InvokeResult::Exited(self.wait_exit().await),
+            _ = changed_to_some(&mut exit) => InvokeResult::Exited(self.wait_exit().await),
             _ = tokio::time::sleep_until(deadline) => {
                 self.kill();
                 InvokeResult::Timeout { during_init: false }
@@ -236,6 +236,11 @@ impl Instance {
             setup_failure: None,
         })
     }
+}
+
+/// Resolves once the watched value is `Some` (or the sender is gone), holding no borrow.
+async fn changed_to_some<T>(rx: &mut watch::Receiver<Option<T>>) {
+    let _ = rx.wait_for(Option::is_some).await;
 }
 
 impl Drop for Instance {

@@ -1,1 +1,42 @@
-//! HTTP API of holactl: axum routers, auth, JSON shapes, OpenAPI.
+//! The HTTP API of holactl (`/api/v1`): axum routers that translate requests into calls on the
+//! [`Engine`], authentication, and one JSON error format with stable codes.
+//!
+//! The server never binds sockets or installs signal handlers itself: [`run`] takes a bound
+//! listener and a shutdown future, so tests run it on `127.0.0.1:0`.
+//!
+//! # Layout
+//! - [`router`]: every route and the auth layer.
+//! - [`error`]: [`ApiError`], mapping engine errors to status + code.
+//! - [`extract`]: body extractors that answer in our error format (size limits, JSON).
+//! - `handlers/`: one file per resource.
+//! - `openapi.json`: the API's OpenAPI document, served at `/api/v1/openapi.json`.
+
+pub mod error;
+pub mod extract;
+mod handlers;
+pub mod router;
+
+use std::future::Future;
+
+use axum::serve::ListenerExt;
+use holactl_engine::Engine;
+
+pub use error::ApiError;
+pub use router::router;
+
+/// The OpenAPI document of `/api/v1`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn run(
+    engine: Engine,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,72 @@
+//! `/api/v1/executions`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use holactl_engine::Engine;
+use holactl_types::api::{ExecutionList, ExecutionLogs, StartExecutionRequest};
+use holactl_types::ExecutionRecord;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::extract::{parse_json, read_limited};
+
+/// Default page size of execution lists.
+const DEFAULT_LIMIT: usize = 50;
+/// Largest page.
+const MAX_LIMIT: usize = 1000;
+
+pub async fn start(
+    State(engine): State<Engine>,
+    body: axum::body::Body,
+) -> Result<(StatusCode, axum::Json<ExecutionRecord>), ApiError> {
+    let bytes = read_limited(
+        body,
+        holactl_types::limits::MAX_SYNC_PAYLOAD_BYTES + 64 * 1024,
+        "request body",
+    )
+    .await?;
+    let req: StartExecutionRequest = parse_json(&bytes)?;
+    let record = engine.start_execution(req).await?;
+    Ok((StatusCode::OK, axum::Json(record)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    function: Option<String>,
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    State(engine): State<Engine>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<ExecutionList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let executions = engine.list_executions(q.function, q.before, limit).await?;
+    let next = (executions.len() == limit)
+        .then(|| executions.last().map(|e| e.id.clone()))
+        .flatten();
+    Ok(axum::Json(ExecutionList { executions, next }))
+}
+
+pub async fn get(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ExecutionRecord>, ApiError> {
+    Ok(axum::Json(engine.get_execution(&id).await?))
+}
+
+pub async fn logs(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ExecutionLogs>, ApiError> {
+    Ok(axum::Json(engine.execution_logs(&id).await?))
+}

@@ -1,0 +1,75 @@
+//! Every route of `/api/v1` and the bearer-token layer in front of all but health.
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use holactl_engine::Engine;
+use holactl_types::ErrorCode;
+
+use crate::error::ApiError;
+use crate::handlers::{executions, functions, system};
+
+/// The API router.
+pub fn router(engine: Engine) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/metrics", get(system::metrics))
+        .route("/api/v1/code", post(functions::upload_code))
+        .route("/api/v1/code/{sha256}", get(functions::get_code))
+        .route(
+            "/api/v1/functions",
+            post(functions::create).get(functions::list),
+        )
+        .route(
+            "/api/v1/functions/{name}",
+            get(functions::get)
+                .patch(functions::update)
+                .put(functions::update)
+                .delete(functions::delete),
+        )
+        .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
+        .route(
+            "/api/v1/executions",
+            post(executions::start).get(executions::list),
+        )
+        .route("/api/v1/executions/{id}", get(executions::get))
+        .route("/api/v1/executions/{id}/logs", get(executions::logs))
+        .route_layer(middleware::from_fn_with_state(
+            engine.clone(),
+            require_token,
+        ));
+    Router::new()
+        .route("/api/v1/health", get(system::health))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .merge(protected)
+        .fallback(system::not_found)
+        .method_not_allowed_fallback(system::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(engine)
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+async fn require_token(
+    State(engine): State<Engine>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    match bearer(&req) {
+        Some(token) if engine.authenticate(token) => Ok(next.run(req).await),
+        Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "invalid token")),
+        None => Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing Authorization: Bearer <token> header",
+        )),
+    }
+}

@@ -1,0 +1,55 @@
+//! `holactl lambda logs NAME [--execution ID]`.
+
+use clap::Args;
+
+use super::{output, GlobalOpts, Outcome, OutputFormat};
+
+/// `logs` options.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Function name.
+    pub name: String,
+    /// Only this execution's log.
+    #[arg(long)]
+    pub execution: Option<String>,
+    /// How many recent executions to show (oldest first).
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+}
+
+/// Prints the function's logs, Lambda style (START / output / END / REPORT).
+pub async fn run(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<Outcome> {
+    let client = g.client()?;
+    let ids: Vec<String> = match &args.execution {
+        Some(id) => vec![id.clone()],
+        None => {
+            // Fail with FUNCTION_NOT_FOUND for unknown names rather than printing nothing.
+            client.get_function(&args.name).await?;
+            let mut list = client
+                .list_executions(Some(&args.name), args.limit.clamp(1, 1000))
+                .await?
+                .executions;
+            list.reverse();
+            list.into_iter().map(|e| e.id).collect()
+        }
+    };
+    let mut logs = Vec::new();
+    for id in ids {
+        let log = client.execution_logs(&id).await?;
+        if log.function != args.name {
+            anyhow::bail!(
+                "EXECUTION_NOT_FOUND: execution {id} does not belong to function {}",
+                args.name
+            );
+        }
+        logs.push(log);
+    }
+    if g.output == OutputFormat::Json {
+        output::json(&logs)?;
+    } else {
+        for log in logs {
+            print!("{}", log.log);
+        }
+    }
+    Ok(Outcome::Success)
+}

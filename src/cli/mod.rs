@@ -1,0 +1,157 @@
+//! `holactl lambda …`: one file per subcommand. Every command but `serve`, `init` and
+//! `test --local` is a client of the HTTP API.
+
+mod delete;
+mod deploy;
+mod executions;
+mod get;
+mod init;
+mod invoke;
+mod list;
+mod logs;
+pub mod output;
+pub mod serve;
+mod test_local;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::client::Client;
+
+/// Default API endpoint.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8080";
+
+/// holactl: run AWS Lambda-style functions on your own machines.
+#[derive(Debug, Parser)]
+#[command(name = "holactl", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Serverless functions: serve the platform, deploy, invoke, inspect.
+    Lambda(LambdaArgs),
+}
+
+/// `holactl lambda`.
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: LambdaCommand,
+}
+
+/// How to render read commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables.
+    #[default]
+    Table,
+    /// JSON, as the API returns it.
+    Json,
+}
+
+/// Options every client command takes.
+#[derive(Debug, Args)]
+pub struct GlobalOpts {
+    /// API endpoint.
+    #[arg(long, global = true, env = "HOLACTL_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// API token (default: the admin token in the default data dir).
+    #[arg(long, global = true, env = "HOLACTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format of read commands.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        default_value_t
+    )]
+    pub output: OutputFormat,
+}
+
+/// `holactl lambda` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LambdaCommand {
+    /// Run the platform on this machine (embedded store).
+    Serve(serve::ServeArgs),
+    /// Scaffold a new function directory.
+    Init(init::InitArgs),
+    /// Create or update a function from a directory or zip.
+    Deploy(deploy::DeployArgs),
+    /// Invoke a function and print its answer.
+    Invoke(invoke::InvokeArgs),
+    /// List functions.
+    List,
+    /// Show a function.
+    Get(get::GetArgs),
+    /// Delete a function.
+    Delete(delete::DeleteArgs),
+    /// Show a function's logs.
+    Logs(logs::LogsArgs),
+    /// List a function's executions.
+    Executions(executions::ExecutionsArgs),
+    /// Run a function from a local directory, without a server.
+    Test(test_local::TestArgs),
+}
+
+/// The per-user data dir: `$HOLACTL_DATA_DIR`, else `$XDG_DATA_HOME/holactl`, else
+/// `~/.local/share/holactl`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("HOLACTL_DATA_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(xdg).join("holactl");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/share/holactl")
+}
+
+impl GlobalOpts {
+    /// A client for the configured endpoint and token.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let token = match &self.token {
+            Some(t) => Some(t.clone()),
+            None => {
+                let path = default_data_dir().join(holactl_engine::auth::TOKEN_FILE);
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            }
+        };
+        Ok(Client::new(&self.endpoint, token)?)
+    }
+}
+
+/// What a command reports back to `main`.
+pub enum Outcome {
+    /// Exit 0.
+    Success,
+    /// Exit non-zero; the message has been printed.
+    Failed,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let TopCommand::Lambda(args) = cli.command;
+    let g = &args.global;
+    match args.command {
+        LambdaCommand::Serve(a) => serve::run(a).await,
+        LambdaCommand::Init(a) => init::run(a),
+        LambdaCommand::Deploy(a) => deploy::run(g, a).await,
+        LambdaCommand::Invoke(a) => invoke::run(g, a).await,
+        LambdaCommand::List => list::run(g).await,
+        LambdaCommand::Get(a) => get::run(g, a).await,
+        LambdaCommand::Delete(a) => delete::run(g, a).await,
+        LambdaCommand::Logs(a) => logs::run(g, a).await,
+        LambdaCommand::Executions(a) => executions::run(g, a).await,
+        LambdaCommand::Test(a) => test_local::run(g, a).await,
+    }
+}

@@ -1,0 +1,399 @@
+//! The typed HTTP client of the `/api/v1` API, shared by the CLI and the end-to-end tests.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper_util::client::legacy::{connect::HttpConnector, Client as HyperClient};
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use holactl_types::api::{
+    headers as h, CodeUploaded, CreateFunctionRequest, ExecutionList, ExecutionLogs, FunctionList,
+    FunctionView, Health, UpdateFunctionRequest,
+};
+use holactl_types::{ErrorBody, ExecutionRecord};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Client failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The API answered with an error.
+    #[error("{code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Stable error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot reach {endpoint}: {reason} (is `holactl lambda serve` running?)")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+    /// A bad endpoint URL.
+    #[error("invalid endpoint {0:?}")]
+    Endpoint(String),
+}
+
+impl ClientError {
+    /// The stable error code, for API errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A raw answer.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The result of an invoke.
+#[derive(Debug)]
+pub struct Invoked {
+    /// The raw answer.
+    pub answer: Answer,
+}
+
+impl Invoked {
+    /// The execution id.
+    pub fn execution_id(&self) -> &str {
+        self.answer.header(h::EXECUTION_ID).unwrap_or("")
+    }
+    /// The stable error code of a failed execution.
+    pub fn error_code(&self) -> Option<&str> {
+        self.answer.header(h::ERROR_CODE)
+    }
+    /// Whether a new instance was started.
+    pub fn cold_start(&self) -> bool {
+        self.answer.header(h::COLD_START) == Some("true")
+    }
+}
+
+/// A client for one server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    endpoint: String,
+    token: Option<String>,
+    http: HyperClient<HttpConnector, Body>,
+}
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+impl Client {
+    /// A client for `endpoint` (e.g. `http://127.0.0.1:8080`) using `token`.
+    pub fn new(endpoint: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let endpoint = endpoint.trim_end_matches('/').to_owned();
+        if !endpoint.starts_with("http://") {
+            return Err(ClientError::Endpoint(endpoint));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Client {
+            endpoint,
+            token,
+            http,
+        })
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends a request and returns the raw answer, whatever its status.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Body)>,
+    ) -> Result<Answer, ClientError> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.endpoint));
+        if let Some(token) = &self.token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = match body {
+            Some((content_type, body)) => {
+                req = req.header(http::header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => full(Bytes::new()),
+        };
+        let req = req
+            .body(body)
+            .map_err(|_| ClientError::Endpoint(self.endpoint.clone()))?;
+        let resp = self.http.request(req).await.map_err(|e| {
+            let mut reason = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                reason = format!("{reason}: {s}");
+                source = s.source();
+            }
+            ClientError::Connect {
+                endpoint: self.endpoint.clone(),
+                reason,
+            }
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Decode(e.to_string()))?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn api_error(answer: &Answer) -> ClientError {
+        match serde_json::from_slice::<ErrorBody>(&answer.body) {
+            Ok(e) => ClientError::Api {
+                status: answer.status.as_u16(),
+                code: e.error.code.as_str().to_owned(),
+                message: match e.error.field {
+                    Some(field) if !e.error.message.contains(&field) => {
+                        format!("{} (field: {field})", e.error.message)
+                    }
+                    _ => e.error.message,
+                },
+            },
+            Err(_) => ClientError::Decode(format!(
+                "status {} with body {:?}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+            )),
+        }
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| ("application/json", full(b)));
+        let answer = self.send(method, path, &[], body).await?;
+        if !answer.status.is_success() {
+            return Err(Self::api_error(&answer));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    fn encode<T: Serialize>(value: &T) -> Result<Bytes, ClientError> {
+        serde_json::to_vec(value)
+            .map(Bytes::from)
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET /api/v1/health`.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.json(Method::GET, "/api/v1/health", None).await
+    }
+
+    /// `GET /api/v1/metrics`.
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let answer = self.send(Method::GET, "/api/v1/metrics", &[], None).await?;
+        if !answer.status.is_success() {
+            return Err(Self::api_error(&answer));
+        }
+        Ok(String::from_utf8_lossy(&answer.body).into_owned())
+    }
+
+    /// Whether the server has a package with this sha256.
+    pub async fn has_code(&self, sha256: &str) -> Result<bool, ClientError> {
+        let answer = self
+            .send(Method::GET, &format!("/api/v1/code/{sha256}"), &[], None)
+            .await?;
+        match answer.status {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(Self::api_error(&answer)),
+        }
+    }
+
+    /// `POST /api/v1/code`, calling `progress(sent_bytes)` as the upload goes.
+    pub async fn upload_code(
+        &self,
+        zip: Bytes,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<CodeUploaded, ClientError> {
+        const CHUNK: usize = 64 * 1024;
+        let chunks: Vec<Bytes> = (0..zip.len())
+            .step_by(CHUNK)
+            .map(|i| zip.slice(i..(i + CHUNK).min(zip.len())))
+            .collect();
+        let mut sent = 0u64;
+        let stream = futures_util::stream::iter(chunks).map(move |chunk| {
+            sent += chunk.len() as u64;
+            progress(sent);
+            Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk))
+        });
+        let body = BodyExt::boxed(StreamBody::new(stream));
+        let answer = self
+            .send(
+                Method::POST,
+                "/api/v1/code",
+                &[("content-length", &zip.len().to_string())],
+                Some(("application/zip", body)),
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(Self::api_error(&answer));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `POST /api/v1/functions`.
+    pub async fn create_function(
+        &self,
+        req: &CreateFunctionRequest,
+    ) -> Result<FunctionView, ClientError> {
+        self.json(Method::POST, "/api/v1/functions", Some(Self::encode(req)?))
+            .await
+    }
+
+    /// `PATCH /api/v1/functions/{name}`.
+    pub async fn update_function(
+        &self,
+        name: &str,
+        req: &UpdateFunctionRequest,
+    ) -> Result<FunctionView, ClientError> {
+        self.json(
+            Method::PATCH,
+            &format!("/api/v1/functions/{name}"),
+            Some(Self::encode(req)?),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}`; `None` when it does not exist.
+    pub async fn find_function(&self, name: &str) -> Result<Option<FunctionView>, ClientError> {
+        match self.get_function(name).await {
+            Ok(f) => Ok(Some(f)),
+            Err(ClientError::Api { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/v1/functions/{name}`.
+    pub async fn get_function(&self, name: &str) -> Result<FunctionView, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/functions/{name}"), None)
+            .await
+    }
+
+    /// `GET /api/v1/functions`.
+    pub async fn list_functions(&self) -> Result<FunctionList, ClientError> {
+        self.json(Method::GET, "/api/v1/functions", None).await
+    }
+
+    /// `DELETE /api/v1/functions/{name}`.
+    pub async fn delete_function(&self, name: &str) -> Result<(), ClientError> {
+        let answer = self
+            .send(
+                Method::DELETE,
+                &format!("/api/v1/functions/{name}"),
+                &[],
+                None,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(Self::api_error(&answer));
+        }
+        Ok(())
+    }
+
+    /// `POST /api/v1/functions/{name}/invoke`. Function errors are an `Ok` answer with an
+    /// error code; platform errors (unknown function, throttling, …) are `Err`.
+    pub async fn invoke(
+        &self,
+        name: &str,
+        payload: Bytes,
+        log_tail: bool,
+    ) -> Result<Invoked, ClientError> {
+        let headers: &[(&str, &str)] = if log_tail {
+            &[(h::LOG_TYPE, "Tail")]
+        } else {
+            &[]
+        };
+        let answer = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/functions/{name}/invoke"),
+                headers,
+                Some(("application/json", full(payload))),
+            )
+            .await?;
+        if !answer.status.is_success() && answer.header(h::EXECUTION_ID).is_none() {
+            return Err(Self::api_error(&answer));
+        }
+        Ok(Invoked { answer })
+    }
+
+    /// `GET /api/v1/executions`.
+    pub async fn list_executions(
+        &self,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<ExecutionList, ClientError> {
+        let mut path = format!("/api/v1/executions?limit={limit}");
+        if let Some(f) = function {
+            path.push_str(&format!("&function={f}"));
+        }
+        self.json(Method::GET, &path, None).await
+    }
+
+    /// `GET /api/v1/executions/{id}`.
+    pub async fn get_execution(&self, id: &str) -> Result<ExecutionRecord, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/executions/{id}"), None)
+            .await
+    }
+
+    /// `GET /api/v1/executions/{id}/logs`.
+    pub async fn execution_logs(&self, id: &str) -> Result<ExecutionLogs, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/executions/{id}/logs"), None)
+            .await
+    }
+}
