@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use holactl_sandbox::{InstanceSpec, Invocation, InvokeOutcome, InvokeResult, NetworkMode};
+use std::path::PathBuf;
+
+use holactl_sandbox::{
+    InstanceSpec, Invocation, InvokeOutcome, InvokeResult, IsolationLevel, NetworkMode,
+};
 use holactl_store::{ExecutionQuery, StoredLog};
 use holactl_types::api::{ExecutionLogs, StartExecutionRequest};
 use holactl_types::execution::{result_to_json, ExecutionError};
@@ -226,17 +230,26 @@ impl Engine {
         let config = &record.config;
         let task_root = inner.code.path(&record.code.sha256);
         let runtime_dir = inner.catalog.runtime_dir().to_owned();
+        // Where the instance sees its code and our runtime files.
+        let level = inner.sandbox.level();
+        let (view_task, view_runtime) = match level {
+            IsolationLevel::Namespaces => (
+                PathBuf::from(holactl_sandbox::jail::TASK_DIR),
+                PathBuf::from(holactl_sandbox::jail::RUNTIME_DIR),
+            ),
+            IsolationLevel::Process => (task_root.clone(), runtime_dir.clone()),
+        };
         let resolved = inner
             .catalog
-            .resolve(&config.runtime, &task_root, &runtime_dir)
+            .resolve(&config.runtime, &view_task, &view_runtime)
             .map_err(|e| EngineError::RuntimeUnavailable(e.to_string()))?;
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
         let execution_env = match config.runtime.family() {
             RuntimeFamily::Provided => "AWS_Lambda_rapid".to_owned(),
             _ => format!("AWS_Lambda_{}", config.runtime),
         };
-        let task = task_root.display().to_string();
-        let rt = runtime_dir.display().to_string();
+        let task = view_task.display().to_string();
+        let rt = view_runtime.display().to_string();
         let mut env: Vec<(String, String)> = vec![
             ("_HANDLER".into(), config.handler.clone()),
             ("LAMBDA_TASK_ROOT".into(), task.clone()),
@@ -277,15 +290,19 @@ impl Engine {
             instance_id,
             argv: resolved.argv,
             env,
-            cwd: task_root.clone(),
+            cwd: view_task,
             task_root,
             runtime_dir,
             memory_mb: config.memory_mb,
             tmp_mb: inner.config.tmp_mb,
             max_pids: inner.config.max_pids,
             max_open_files: 1024,
-            level: inner.sandbox.level(),
+            level,
             network: NetworkMode::Isolated,
+            root_mount: inner.config.data_dir.join("sandbox/root"),
+            cgroup: None,
+            uid: holactl_sandbox::jail::SANDBOX_UID,
+            gid: holactl_sandbox::jail::SANDBOX_GID,
         })
     }
 

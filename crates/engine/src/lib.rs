@@ -111,6 +111,7 @@ impl Engine {
             init_program: config.init_program.clone(),
             level,
             log_cap: config.log_cap,
+            work_dir: dir.join("sandbox"),
         })
         .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut warnings = Vec::new();

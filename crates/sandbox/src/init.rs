@@ -43,7 +43,15 @@ pub struct StepError {
     message: String,
 }
 
-fn step<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, StepError> {
+impl StepError {
+    /// A failure of `step`.
+    pub fn new(step: &'static str, message: String) -> Self {
+        StepError { step, message }
+    }
+}
+
+/// Names the step a fallible operation belongs to.
+pub fn step<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, StepError> {
     r.map_err(|e| StepError {
         step: name,
         message: e.to_string(),
@@ -73,14 +81,6 @@ pub fn main() -> ! {
 fn run(control: &mut UnixStream) -> Result<std::convert::Infallible, StepError> {
     let spec = read_spec(control)?;
     step("validate", spec.validate())?;
-    if spec.level == IsolationLevel::Namespaces {
-        return Err(StepError {
-            step: "namespaces",
-            message: "namespace isolation is not available in this build".into(),
-        });
-    }
-    // Own session and process group: the server stops the whole tree with one kill(-pgid).
-    step("setsid", nix::unistd::setsid())?;
     // Die with the server instead of outliving it.
     step(
         "pdeathsig",
@@ -92,18 +92,28 @@ fn run(control: &mut UnixStream) -> Result<std::convert::Infallible, StepError> 
             message: "the server exited during setup".into(),
         });
     }
-    set_rlimits(&spec)?;
-    step("chdir", std::env::set_current_dir(&spec.cwd))?;
-    let (program, argv, env) = step("exec", exec_args(&spec))?;
     // Mark the control socket close-on-exec so a successful exec closes it: the parent reads
     // EOF and knows setup finished.
     step(
-        "exec",
+        "control",
         nix::fcntl::fcntl(
             &*control,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         ),
     )?;
+    if spec.level == IsolationLevel::Namespaces {
+        return crate::jail::run(&spec, control);
+    }
+    // Own session and process group: the server stops the whole tree with one kill(-pgid).
+    step("setsid", nix::unistd::setsid())?;
+    set_rlimits(&spec)?;
+    step("chdir", std::env::set_current_dir(&spec.cwd))?;
+    exec(&spec)
+}
+
+/// Replaces the process with the runtime.
+pub(crate) fn exec(spec: &InstanceSpec) -> Result<std::convert::Infallible, StepError> {
+    let (program, argv, env) = step("exec", exec_args(spec))?;
     let err = nix::unistd::execve(&program, &argv, &env).unwrap_err();
     Err(StepError {
         step: "exec",
@@ -117,7 +127,7 @@ fn read_spec(control: &mut UnixStream) -> Result<InstanceSpec, StepError> {
     step("read_spec", serde_json::from_slice(&buf))
 }
 
-fn set_rlimits(spec: &InstanceSpec) -> Result<(), StepError> {
+pub(crate) fn set_rlimits(spec: &InstanceSpec) -> Result<(), StepError> {
     let files = u64::from(spec.max_open_files);
     step(
         "rlimit_nofile",

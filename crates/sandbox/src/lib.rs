@@ -9,18 +9,22 @@
 //!
 //! # Layout
 //! - [`spec`]: what an instance is made of ([`InstanceSpec`], [`IsolationLevel`]).
-//! - [`init`]: the `sandbox-init` side (runs in the child).
+//! - [`init`]: the `sandbox-init` side (runs in the child); [`jail`] its `namespaces` steps,
+//!   [`cgroup`] the per-instance control group (v1 and v2), [`seccomp`] the syscall filter.
 //! - [`spawn`]: the parent side: start `sandbox-init`, hand it the spec, wire up pipes.
 //! - [`runtime_api`]: the per-instance Runtime API server and the invocation hand-off.
 //! - [`logs`]: per-invocation capture of the instance's stdout/stderr, capped.
 //! - [`instance`]: a running instance: invoke with a deadline, detect crashes, stop.
 //! - [`runtimes`]: which interpreters run `python3.x` / `nodejs*`, and our bootstraps.
 
+pub mod cgroup;
 pub mod init;
 pub mod instance;
+pub mod jail;
 pub mod logs;
 pub mod runtime_api;
 pub mod runtimes;
+pub mod seccomp;
 pub mod spawn;
 pub mod spec;
 

@@ -108,13 +108,19 @@ impl ApiState {
     }
 }
 
-/// Serves the Runtime API on `listener` until the returned task is aborted; aborting it also
-/// ends every connection.
+/// Serves the Runtime API on the listener `listener` resolves to, until the returned task is
+/// aborted; aborting it also ends every connection.
 pub(crate) fn serve(
-    listener: tokio::net::TcpListener,
+    listener: impl std::future::Future<Output = Option<std::net::TcpListener>> + Send + 'static,
     state: Arc<ApiState>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let Some(listener) = listener.await else {
+            return;
+        };
+        let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+            return;
+        };
         let mut connections = tokio::task::JoinSet::new();
         loop {
             tokio::select! {

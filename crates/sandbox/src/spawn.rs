@@ -9,14 +9,19 @@ use std::time::Instant;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
+use crate::cgroup::Hierarchy;
 use crate::init::{InitMessage, CONTROL_FD};
 use crate::instance::{ExitInfo, Instance};
+use crate::jail::{self, LISTENER_TAG, RUNTIME_API_ADDR};
 use crate::logs::LogCapture;
 use crate::runtime_api::{self, ApiState};
-use crate::spec::{InstanceSpec, IsolationLevel};
+use crate::spec::{InstanceSpec, IsolationLevel, NetworkMode};
 use crate::SandboxError;
+
+/// Where cgroups live.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// How instances are started.
 #[derive(Clone, Debug)]
@@ -27,35 +32,62 @@ pub struct SandboxConfig {
     pub level: IsolationLevel,
     /// Captured output kept per invocation, bytes.
     pub log_cap: usize,
+    /// A private working directory (the namespaced root is built on `work_dir/root`).
+    pub work_dir: PathBuf,
 }
 
 /// Starts instances.
 #[derive(Debug)]
 pub struct Sandbox {
     config: SandboxConfig,
+    cgroups: Option<Hierarchy>,
+}
+
+fn unavailable(level: IsolationLevel, reason: impl Into<String>) -> SandboxError {
+    SandboxError::IsolationUnavailable {
+        level,
+        reason: reason.into(),
+    }
 }
 
 impl Sandbox {
     /// Checks that the host can provide `config.level` and returns a sandbox using it.
     pub fn new(config: SandboxConfig) -> Result<Sandbox, SandboxError> {
-        if config.level == IsolationLevel::Namespaces {
-            return Err(SandboxError::IsolationUnavailable {
-                level: config.level,
-                reason: "namespace isolation is not implemented in this build".into(),
-            });
-        }
         if !config.init_program.is_file() {
             return Err(SandboxError::InvalidSpec(format!(
                 "init program {} does not exist",
                 config.init_program.display()
             )));
         }
-        Ok(Sandbox { config })
+        let mut cgroups = None;
+        if config.level == IsolationLevel::Namespaces {
+            let level = config.level;
+            jail::check_host().map_err(|r| unavailable(level, r))?;
+            let hierarchy = Hierarchy::detect(std::path::Path::new(CGROUP_ROOT))
+                .map_err(|e| unavailable(level, format!("no usable cgroups: {e}")))?;
+            hierarchy
+                .prepare()
+                .map_err(|e| unavailable(level, format!("cannot create cgroups: {e}")))?;
+            let swept = hierarchy.sweep();
+            if swept > 0 {
+                tracing::info!(swept, "removed instance cgroups left by a previous run");
+            }
+            std::fs::create_dir_all(config.work_dir.join("root"))?;
+            cgroups = Some(hierarchy);
+        }
+        Ok(Sandbox { config, cgroups })
     }
 
     /// The strongest level this host supports.
     pub fn strongest_level() -> IsolationLevel {
-        IsolationLevel::Process
+        let cgroups_ok = Hierarchy::detect(std::path::Path::new(CGROUP_ROOT))
+            .and_then(|h| h.prepare())
+            .is_ok();
+        if jail::check_host().is_ok() && cgroups_ok {
+            IsolationLevel::Namespaces
+        } else {
+            IsolationLevel::Process
+        }
     }
 
     /// The level in force.
@@ -70,12 +102,24 @@ impl Sandbox {
         spec.validate()?;
         let spawned_at = Instant::now();
 
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let api_addr = listener.local_addr()?;
+        let namespaced = spec.level == IsolationLevel::Namespaces;
+        let cgroup = self.cgroups.as_ref().map(|h| h.instance(&spec.instance_id));
+        if namespaced {
+            spec.root_mount = self.config.work_dir.join("root");
+            spec.cgroup = cgroup.clone();
+        }
+        // The Runtime API listener: bound here when the instance shares the host's network,
+        // created inside the instance's own network namespace otherwise.
+        let (host_listener, api_addr) = if namespaced && spec.network == NetworkMode::Isolated {
+            (None, RUNTIME_API_ADDR.to_owned())
+        } else {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.set_nonblocking(true)?;
+            let addr = listener.local_addr()?.to_string();
+            (Some(listener), addr)
+        };
         spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-        spec.env
-            .push(("AWS_LAMBDA_RUNTIME_API".into(), api_addr.to_string()));
+        spec.env.push(("AWS_LAMBDA_RUNTIME_API".into(), api_addr));
 
         let (control, child_control) = std::os::unix::net::UnixStream::pair()?;
         let (out_read, out_write) =
@@ -117,38 +161,46 @@ impl Sandbox {
             serde_json::to_vec(&spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
         control.write_all(&spec_json).await?;
         control.shutdown().await?;
-        let control_task = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = control.read_to_end(&mut buf).await;
-            match serde_json::from_slice::<InitMessage>(&buf) {
-                Ok(InitMessage::Failed { step, message }) => Some((step, message)),
-                Err(_) => None,
-            }
-        });
+        let (listener_tx, listener_rx) = tokio::sync::oneshot::channel();
+        let control_task = tokio::spawn(read_control(control, listener_tx));
 
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
         let wait_task = tokio::spawn(async move {
             let status = child.wait().await;
             let setup_failure = control_task.await.ok().flatten();
-            let info = match status {
-                Ok(s) => ExitInfo {
-                    code: s.code(),
-                    signal: s.signal(),
-                    oom: false,
-                    setup_failure,
-                },
-                Err(_) => ExitInfo {
-                    code: None,
-                    signal: None,
-                    oom: false,
-                    setup_failure,
-                },
+            let mut info = ExitInfo {
+                code: status.as_ref().ok().and_then(|s| s.code()),
+                signal: status.as_ref().ok().and_then(|s| s.signal()),
+                oom: false,
+                setup_failure,
             };
+            if let Some(cgroup) = cgroup {
+                // The runtime is pid 2 under a reaper; its death by signal arrives as 128+n.
+                if info.signal.is_none() {
+                    if let Some(code) = info.code.filter(|c| *c > 128 && *c < 128 + 65) {
+                        info.signal = Some(code - 128);
+                        info.code = None;
+                    }
+                }
+                info.oom = tokio::task::spawn_blocking(move || {
+                    let oom = cgroup.oom_killed();
+                    cgroup.kill_all();
+                    if let Err(e) = cgroup.remove() {
+                        tracing::warn!(error = %e, "cannot remove an instance cgroup");
+                    }
+                    oom
+                })
+                .await
+                .unwrap_or(false);
+            }
             let _ = exit_tx.send(Some(info));
         });
 
         let (state, handoff, init_failure) = ApiState::new();
-        let api_task = runtime_api::serve(tokio::net::TcpListener::from_std(listener)?, state);
+        let api_task = match host_listener {
+            Some(listener) => runtime_api::serve(async move { Some(listener) }, state),
+            None => runtime_api::serve(async move { listener_rx.await.ok() }, state),
+        };
         let logs = LogCapture::start(out_read, self.config.log_cap)?;
         let killer = Box::new(move || {
             if pid != 0 {
@@ -172,5 +224,65 @@ impl Sandbox {
             initialized: false,
             broken: false,
         })
+    }
+}
+
+/// Reads the control socket to EOF: a listener handed over by the instance goes to
+/// `listener_tx`; a failure message is returned; EOF alone means the runtime was exec'd.
+async fn read_control(
+    control: tokio::net::UnixStream,
+    listener_tx: tokio::sync::oneshot::Sender<std::net::TcpListener>,
+) -> Option<(String, String)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut listener_tx = Some(listener_tx);
+    let mut data = Vec::new();
+    loop {
+        if control.readable().await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let received = control.try_io(tokio::io::Interest::READABLE, || {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let msg = recvmsg::<()>(
+                control.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            )
+            .map_err(std::io::Error::from)?;
+            let mut fds = Vec::new();
+            if let Ok(cmsgs) = msg.cmsgs() {
+                for c in cmsgs {
+                    if let ControlMessageOwned::ScmRights(received) = c {
+                        fds.extend(received);
+                    }
+                }
+            }
+            Ok((msg.bytes, fds))
+        });
+        let (n, fds) = match received {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        };
+        for fd in fds {
+            // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.
+            let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+            let _ = listener.set_nonblocking(true);
+            if let Some(tx) = listener_tx.take() {
+                let _ = tx.send(listener);
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+    }
+    let json = data.strip_prefix(&[LISTENER_TAG]).unwrap_or(&data);
+    match serde_json::from_slice::<InitMessage>(json) {
+        Ok(InitMessage::Failed { step, message }) => Some((step, message)),
+        Err(_) => None,
     }
 }

@@ -84,6 +84,14 @@ pub struct InstanceSpec {
     pub level: IsolationLevel,
     /// Network reach.
     pub network: NetworkMode,
+    /// An empty directory the new root is built on (`namespaces` level).
+    pub root_mount: PathBuf,
+    /// The instance's control group (`namespaces` level).
+    pub cgroup: Option<crate::cgroup::InstanceCgroup>,
+    /// User id the runtime runs as (`namespaces` level).
+    pub uid: u32,
+    /// Group id the runtime runs as (`namespaces` level).
+    pub gid: u32,
 }
 
 impl InstanceSpec {
@@ -106,6 +114,7 @@ impl InstanceSpec {
             }
         }
         for (what, p) in [
+            ("root_mount", &self.root_mount),
             ("task_root", &self.task_root),
             ("runtime_dir", &self.runtime_dir),
             ("cwd", &self.cwd),
@@ -113,6 +122,9 @@ impl InstanceSpec {
             if !p.is_absolute() {
                 return bad(format!("{what} {} is not absolute", p.display()));
             }
+        }
+        if self.level == IsolationLevel::Namespaces && (self.uid == 0 || self.gid == 0) {
+            return bad("instances may not run as root".into());
         }
         if self.memory_mb == 0 || self.max_pids == 0 || self.max_open_files == 0 {
             return bad("limits must be positive".into());
@@ -147,6 +159,10 @@ pub(crate) mod tests {
             max_open_files: 1024,
             level: IsolationLevel::Process,
             network: NetworkMode::Isolated,
+            root_mount: "/tmp".into(),
+            cgroup: None,
+            uid: 993,
+            gid: 990,
         }
     }
 
