@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;
 use holactl_types::api::{CreateFunctionRequest, UpdateFunctionRequest};
+use holactl_types::function::Network;
 use holactl_types::FunctionManifest;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -38,6 +39,12 @@ pub struct DeployArgs {
     /// Description (overrides the manifest).
     #[arg(long)]
     pub description: Option<String>,
+    /// Size of /tmp, MB (512–10240; memory-backed, counts toward memory).
+    #[arg(long = "ephemeral-storage", value_name = "MB")]
+    pub ephemeral_storage: Option<u32>,
+    /// Network reach: isolated (default, no outbound connections) or host.
+    #[arg(long, value_parser = parse_network)]
+    pub network: Option<Network>,
     /// Environment variable KEY=VALUE (repeatable; added to the manifest's).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -53,6 +60,11 @@ pub fn read_manifest(dir: &Path) -> anyhow::Result<Option<FunctionManifest>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Parses `--network`.
+pub fn parse_network(s: &str) -> Result<Network, String> {
+    Network::parse(s).map_err(|e| e.message)
 }
 
 /// Parses repeated `KEY=VALUE` flags.
@@ -128,6 +140,8 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
     let memory_mb = args.memory.or(manifest.memory_mb);
     let timeout_s = args.timeout.or(manifest.timeout_s);
     let description = args.description.or(manifest.description);
+    let ephemeral_storage_mb = args.ephemeral_storage.or(manifest.ephemeral_storage_mb);
+    let network = args.network.or(manifest.network);
     let view = match existing {
         Some(_) => {
             client
@@ -141,6 +155,8 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                         timeout_s,
                         environment: send_env.then_some(environment),
                         description,
+                        ephemeral_storage_mb,
+                        network,
                     },
                 )
                 .await?
@@ -159,6 +175,8 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                     timeout_s,
                     environment: send_env.then_some(environment),
                     description,
+                    ephemeral_storage_mb,
+                    network,
                 })
                 .await?
         }
@@ -167,12 +185,13 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
         output::json(&view)?;
     } else {
         println!(
-            "Deployed {} ({}, handler {}, {} MB, {} s), code {}",
+            "Deployed {} ({}, handler {}, {} MB, {} s, network {}), code {}",
             view.name,
             view.config.runtime,
             view.config.handler,
             view.config.memory_mb,
             view.config.timeout_s,
+            view.config.network.as_str(),
             &view.code.sha256[..12]
         );
         if let Some(note) = &view.runtime_resolution.note {

@@ -33,6 +33,8 @@ pub async fn run(g: &GlobalOpts, args: GetArgs) -> anyhow::Result<Outcome> {
     println!("Handler:      {}", f.config.handler);
     println!("Memory:       {} MB", f.config.memory_mb);
     println!("Timeout:      {} s", f.config.timeout_s);
+    println!("/tmp:         {} MB", f.config.ephemeral_storage_mb);
+    println!("Network:      {}", f.config.network.as_str());
     if !f.config.description.is_empty() {
         println!("Description:  {}", f.config.description);
     }

@@ -78,6 +78,8 @@ pub async fn run(g: &GlobalOpts, args: TestArgs) -> anyhow::Result<Outcome> {
             timeout_s: args.timeout.or(manifest.timeout_s),
             environment: Some(environment),
             description: manifest.description,
+            ephemeral_storage_mb: manifest.ephemeral_storage_mb,
+            network: manifest.network,
         })
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;

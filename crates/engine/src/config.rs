@@ -25,8 +25,6 @@ pub struct EngineConfig {
     pub account_id: String,
     /// Captured log bytes kept per execution.
     pub log_cap: usize,
-    /// Size of an instance's `/tmp`, MB.
-    pub tmp_mb: u32,
     /// Most processes per instance.
     pub max_pids: u32,
 }
@@ -43,7 +41,6 @@ impl EngineConfig {
             region: limits::DEFAULT_REGION.to_owned(),
             account_id: limits::DEFAULT_ACCOUNT_ID.to_owned(),
             log_cap: limits::MAX_LOG_BYTES_PER_EXECUTION,
-            tmp_mb: 512,
             max_pids: 1024,
         }
     }

@@ -15,6 +15,7 @@ use holactl_sandbox::{
 use holactl_store::{ExecutionQuery, StoredLog};
 use holactl_types::api::{ExecutionLogs, StartExecutionRequest};
 use holactl_types::execution::{result_to_json, ExecutionError};
+use holactl_types::function::Network;
 use holactl_types::limits::{MAX_STORED_RESULT_BYTES, MAX_SYNC_PAYLOAD_BYTES};
 use holactl_types::{ErrorCode, ExecutionRecord, ExecutionStatus, RuntimeFamily, Trigger};
 
@@ -294,11 +295,14 @@ impl Engine {
             task_root,
             runtime_dir,
             memory_mb: config.memory_mb,
-            tmp_mb: inner.config.tmp_mb,
+            tmp_mb: config.ephemeral_storage_mb,
             max_pids: inner.config.max_pids,
             max_open_files: 1024,
             level,
-            network: NetworkMode::Isolated,
+            network: match config.network {
+                Network::Isolated => NetworkMode::Isolated,
+                Network::Host => NetworkMode::Host,
+            },
             root_mount: inner.config.data_dir.join("sandbox/root"),
             cgroup: None,
             uid: holactl_sandbox::jail::SANDBOX_UID,

@@ -60,6 +60,12 @@ pub struct CreateFunctionRequest {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Size of `/tmp`, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_mb: Option<u32>,
+    /// `isolated` or `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::function::Network>,
 }
 
 impl CreateFunctionRequest {
@@ -72,6 +78,8 @@ impl CreateFunctionRequest {
             timeout_s: self.timeout_s,
             environment: self.environment.clone(),
             description: self.description.clone(),
+            ephemeral_storage_mb: self.ephemeral_storage_mb,
+            network: self.network,
         }
     }
 }
@@ -101,6 +109,12 @@ pub struct UpdateFunctionRequest {
     /// New description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// New `/tmp` size, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_mb: Option<u32>,
+    /// New network mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<crate::function::Network>,
 }
 
 impl UpdateFunctionRequest {
@@ -113,6 +127,8 @@ impl UpdateFunctionRequest {
             timeout_s: self.timeout_s,
             environment: self.environment.clone(),
             description: self.description.clone(),
+            ephemeral_storage_mb: self.ephemeral_storage_mb,
+            network: self.network,
         }
     }
 }

@@ -118,6 +118,43 @@ impl<'de> Deserialize<'de> for Runtime {
     }
 }
 
+/// What a function's instances may reach on the network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Only their own loopback (where the Runtime API lives): no outbound connections.
+    #[default]
+    Isolated,
+    /// The host's network: outbound connections allowed.
+    Host,
+}
+
+impl Network {
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Isolated => "isolated",
+            Network::Host => "host",
+        }
+    }
+
+    /// Parses the wire form.
+    pub fn parse(s: &str) -> Result<Network, ValidationError> {
+        match s {
+            "isolated" => Ok(Network::Isolated),
+            "host" => Ok(Network::Host),
+            _ => Err(ValidationError::new(
+                "network",
+                format!("unknown network mode {s:?}; expected isolated or host"),
+            )),
+        }
+    }
+}
+
+fn default_ephemeral_storage() -> u32 {
+    DEFAULT_EPHEMERAL_STORAGE_MB
+}
+
 /// What a user writes in `hola.toml`; every field optional so flags can fill the gaps.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +171,10 @@ pub struct FunctionManifest {
     pub timeout_s: Option<u32>,
     /// Free text.
     pub description: Option<String>,
+    /// Size of `/tmp`, MB.
+    pub ephemeral_storage_mb: Option<u32>,
+    /// `isolated` (default) or `host`.
+    pub network: Option<Network>,
     /// Environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
@@ -156,6 +197,12 @@ pub struct FunctionConfig {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Size of `/tmp`, MB (memory-backed: it counts toward the function's memory).
+    #[serde(default = "default_ephemeral_storage")]
+    pub ephemeral_storage_mb: u32,
+    /// Network reach of the instances.
+    #[serde(default)]
+    pub network: Network,
 }
 
 /// Optional configuration fields, as in a create or update request.
@@ -180,6 +227,12 @@ pub struct ConfigPatch {
     /// New description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// New `/tmp` size, MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_mb: Option<u32>,
+    /// New network mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
 }
 
 impl ConfigPatch {
@@ -204,6 +257,10 @@ impl ConfigPatch {
             timeout_s: self.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
             environment: self.environment.unwrap_or_default(),
             description: self.description.unwrap_or_default(),
+            ephemeral_storage_mb: self
+                .ephemeral_storage_mb
+                .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_MB),
+            network: self.network.unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -229,6 +286,12 @@ impl ConfigPatch {
         }
         if let Some(description) = self.description {
             next.description = description;
+        }
+        if let Some(size) = self.ephemeral_storage_mb {
+            next.ephemeral_storage_mb = size;
+        }
+        if let Some(network) = self.network {
+            next.network = network;
         }
         next.validate()?;
         Ok(next)
@@ -273,6 +336,17 @@ impl FunctionConfig {
                 format!(
                     "{} is outside {MIN_TIMEOUT_S}..={MAX_TIMEOUT_S} seconds",
                     self.timeout_s
+                ),
+            ));
+        }
+        if !(MIN_EPHEMERAL_STORAGE_MB..=MAX_EPHEMERAL_STORAGE_MB)
+            .contains(&self.ephemeral_storage_mb)
+        {
+            return Err(ValidationError::new(
+                "ephemeral_storage_mb",
+                format!(
+                    "{} is outside {MIN_EPHEMERAL_STORAGE_MB}..={MAX_EPHEMERAL_STORAGE_MB} MB",
+                    self.ephemeral_storage_mb
                 ),
             ));
         }
@@ -400,12 +474,14 @@ impl FunctionRecord {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         format!(
-            "{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}",
             self.code.sha256,
             c.runtime,
             c.handler,
             c.memory_mb,
             c.timeout_s,
+            c.ephemeral_storage_mb,
+            c.network.as_str(),
             env.join("\u{0}")
         )
     }

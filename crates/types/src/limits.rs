@@ -12,6 +12,12 @@ pub const MIN_TIMEOUT_S: u32 = 1;
 pub const MAX_TIMEOUT_S: u32 = 900;
 /// Timeout when none is given, seconds.
 pub const DEFAULT_TIMEOUT_S: u32 = 30;
+/// Smallest `/tmp` (ephemeral storage), MB.
+pub const MIN_EPHEMERAL_STORAGE_MB: u32 = 512;
+/// Largest `/tmp`, MB.
+pub const MAX_EPHEMERAL_STORAGE_MB: u32 = 10_240;
+/// `/tmp` size when none is given, MB.
+pub const DEFAULT_EPHEMERAL_STORAGE_MB: u32 = 512;
 /// Largest synchronous request or response payload, bytes (6 MB, as Lambda).
 pub const MAX_SYNC_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 /// Largest asynchronous event, bytes.
