@@ -13,6 +13,10 @@ several milliseconds (`re`, `enum`, `email`) and are avoided or imported lazily:
   produce its exact error message when an event does not parse);
 - when user code imports `logging`, a meta-path hook installs AWS's root handler right after the
   module loads (the same format as on Lambda); code that never logs never pays for it.
+A script is compiled on every start (~9 ms for this file); its compiled form runs as well:
+`python3.11 -c "import py_compile; py_compile.compile('bootstrap.py', cfile='bootstrap.pyc')"`
+then `python3.11 -s bootstrap.pyc` (a .pyc is specific to one Python minor version and is not
+checked against the source: rebuild it whenever this file changes).
 """
 
 import os
