@@ -68,6 +68,13 @@ impl RuntimeCatalog {
             let n = s.spawn(|| probe_all(node_candidates, parse_node_version));
             (p.join().unwrap_or_default(), n.join().unwrap_or_default())
         });
+        // Compiling the bootstrap once per interpreter saves every cold start the ~8 ms of
+        // compiling it again (the code dir is read-only, so Python cannot cache it there).
+        std::thread::scope(|s| {
+            for python in &pythons {
+                s.spawn(|| compile_bootstrap(python, runtime_dir));
+            }
+        });
         Ok(RuntimeCatalog {
             pythons,
             nodes,
@@ -147,12 +154,45 @@ impl RuntimeCatalog {
             // No user site-packages: instances must not depend on the host user's files.
             argv.push("-s".into());
         }
-        argv.push(runtime_dir.join(bootstrap).to_string_lossy().into_owned());
+        let compiled = match runtime.family() {
+            RuntimeFamily::Python => Some(bytecode_name(interp)),
+            _ => None,
+        }
+        .filter(|pyc| self.runtime_dir.join(pyc).is_file());
+        let script = compiled.as_deref().unwrap_or(bootstrap);
+        argv.push(runtime_dir.join(script).to_string_lossy().into_owned());
         Ok(ResolvedRuntime {
             argv,
             interpreter: Some(interp.clone()),
             note,
         })
+    }
+}
+
+/// The bootstrap's bytecode file for one interpreter (bytecode is per minor version).
+fn bytecode_name(python: &Interpreter) -> String {
+    format!(
+        "python/bootstrap.cpython-{}{}.pyc",
+        python.version.0, python.version.1
+    )
+}
+
+fn compile_bootstrap(python: &Interpreter, runtime_dir: &Path) {
+    let src = runtime_dir.join("python/bootstrap.py");
+    let dst = runtime_dir.join(bytecode_name(python));
+    let code = "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], \
+                dfile='/var/runtime/python/bootstrap.py', doraise=True)";
+    let ok = std::process::Command::new(&python.path)
+        .args(["-s", "-c", code])
+        .arg(&src)
+        .arg(&dst)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        // The plain script still works, only slower to start.
+        let _ = std::fs::remove_file(&dst);
     }
 }
 
@@ -326,9 +366,18 @@ mod tests {
         let c = RuntimeCatalog::detect(dir.path()).unwrap();
         assert!(dir.path().join("python/bootstrap.py").is_file());
         // Whatever is found must be a real binary with a parsed version.
-        for (_, i) in c.interpreters() {
+        for (family, i) in c.interpreters() {
             assert!(i.path.is_absolute());
             assert!(i.version.0 > 0, "{i:?}");
+            if family == RuntimeFamily::Python {
+                assert!(dir.path().join(bytecode_name(i)).is_file(), "{i:?}");
+                let runtime =
+                    Runtime::parse(&format!("python{}.{}", i.version.0, i.version.1)).unwrap();
+                let r = c
+                    .resolve(&runtime, Path::new("/t"), Path::new("/rt"))
+                    .unwrap();
+                assert!(r.argv.last().unwrap().ends_with(".pyc"), "{:?}", r.argv);
+            }
         }
     }
 }
