@@ -14,9 +14,6 @@ use serde::{Deserialize, Serialize};
 /// Memory size that gets one full vCPU's weight.
 pub const MB_PER_VCPU: u64 = 1769;
 
-/// Name of the directory holding every instance group under the server's group.
-const PARENT_NAME: &str = "holactl";
-
 /// Which cgroup hierarchy the host has.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Hierarchy {
@@ -77,18 +74,19 @@ fn join_rel(root: &Path, rel: &str) -> PathBuf {
 }
 
 impl Hierarchy {
-    /// Finds the hierarchy under `root` (normally `/sys/fs/cgroup`) for the current process.
-    pub fn detect(root: &Path) -> io::Result<Hierarchy> {
+    /// Finds the hierarchy under `root` (normally `/sys/fs/cgroup`) for the current process;
+    /// instance groups go in a directory `parent` under the process's own group.
+    pub fn detect(root: &Path, parent: &str) -> io::Result<Hierarchy> {
         let own = std::fs::read_to_string("/proc/self/cgroup")?;
-        Self::detect_with(root, &own)
+        Self::detect_with(root, parent, &own)
     }
 
     /// [`Hierarchy::detect`] with the content of `/proc/self/cgroup` given.
-    pub fn detect_with(root: &Path, proc_self_cgroup: &str) -> io::Result<Hierarchy> {
+    pub fn detect_with(root: &Path, parent: &str, proc_self_cgroup: &str) -> io::Result<Hierarchy> {
         let missing = |what: String| io::Error::new(io::ErrorKind::NotFound, what);
         if root.join("cgroup.controllers").is_file() {
             let own = own_path(proc_self_cgroup, "").unwrap_or_else(|| "/".into());
-            let base = join_rel(root, &own).join(PARENT_NAME);
+            let base = join_rel(root, &own).join(parent);
             return Ok(Hierarchy::V2 { base });
         }
         let mut dirs = Vec::new();
@@ -101,7 +99,7 @@ impl Hierarchy {
                 )));
             }
             let own = own_path(proc_self_cgroup, controller).unwrap_or_else(|| "/".into());
-            dirs.push(join_rel(&mount, &own).join(PARENT_NAME));
+            dirs.push(join_rel(&mount, &own).join(parent));
         }
         let [memory, pids, cpu]: [PathBuf; 3] = dirs
             .try_into()
@@ -129,6 +127,17 @@ impl Hierarchy {
                 }
                 std::fs::write(base.join("cgroup.subtree_control"), "+memory +pids +cpu")
             }
+        }
+    }
+
+    /// Removes the (empty) parent directories again.
+    pub fn remove_parent(&self) {
+        let dirs: Vec<&PathBuf> = match self {
+            Hierarchy::V1 { memory, pids, cpu } => vec![memory, pids, cpu],
+            Hierarchy::V2 { base } => vec![base],
+        };
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
         }
     }
 
@@ -343,7 +352,7 @@ mod tests {
             std::fs::create_dir_all(root.path().join(c)).unwrap();
             std::fs::write(root.path().join(c).join("cgroup.procs"), "").unwrap();
         }
-        let h = Hierarchy::detect_with(root.path(), V1).unwrap();
+        let h = Hierarchy::detect_with(root.path(), "holactl", V1).unwrap();
         let Hierarchy::V1 { memory, pids, cpu } = &h else {
             panic!("{h:?}")
         };
@@ -354,7 +363,8 @@ mod tests {
 
         let v2 = tempfile::tempdir().unwrap();
         std::fs::write(v2.path().join("cgroup.controllers"), "memory pids cpu").unwrap();
-        let h = Hierarchy::detect_with(v2.path(), "0::/system.slice/holactl.service\n").unwrap();
+        let h = Hierarchy::detect_with(v2.path(), "holactl", "0::/system.slice/holactl.service\n")
+            .unwrap();
         assert_eq!(
             h,
             Hierarchy::V2 {

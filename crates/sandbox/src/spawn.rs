@@ -36,6 +36,17 @@ pub struct SandboxConfig {
     pub work_dir: PathBuf,
 }
 
+impl SandboxConfig {
+    /// The cgroup directory of this server's instances: named after the work dir, so servers
+    /// with different data dirs never touch each other's groups, and a restarted server finds
+    /// the groups its previous run left.
+    pub fn cgroup_name(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.work_dir.as_os_str().as_encoded_bytes());
+        format!("holactl-{}", &hex::encode(digest)[..12])
+    }
+}
+
 /// Starts instances.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -63,8 +74,9 @@ impl Sandbox {
         if config.level == IsolationLevel::Namespaces {
             let level = config.level;
             jail::check_host().map_err(|r| unavailable(level, r))?;
-            let hierarchy = Hierarchy::detect(std::path::Path::new(CGROUP_ROOT))
-                .map_err(|e| unavailable(level, format!("no usable cgroups: {e}")))?;
+            let hierarchy =
+                Hierarchy::detect(std::path::Path::new(CGROUP_ROOT), &config.cgroup_name())
+                    .map_err(|e| unavailable(level, format!("no usable cgroups: {e}")))?;
             hierarchy
                 .prepare()
                 .map_err(|e| unavailable(level, format!("cannot create cgroups: {e}")))?;
@@ -80,9 +92,12 @@ impl Sandbox {
 
     /// The strongest level this host supports.
     pub fn strongest_level() -> IsolationLevel {
-        let cgroups_ok = Hierarchy::detect(std::path::Path::new(CGROUP_ROOT))
-            .and_then(|h| h.prepare())
-            .is_ok();
+        let cgroups_ok = Hierarchy::detect(std::path::Path::new(CGROUP_ROOT), "holactl-probe")
+            .is_ok_and(|h| {
+                let ok = h.prepare().is_ok();
+                h.remove_parent();
+                ok
+            });
         if jail::check_host().is_ok() && cgroups_ok {
             IsolationLevel::Namespaces
         } else {
