@@ -12,8 +12,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use holactl_types::api::{
-    headers as h, CodeUploaded, CreateFunctionRequest, ExecutionList, ExecutionLogs, FunctionList,
-    FunctionView, Health, UpdateFunctionRequest,
+    headers as h, AliasList, AliasView, AuditList, CodeUploaded, CreateFunctionRequest,
+    ExecutionList, ExecutionLogs, FunctionList, FunctionView, Health, PublishVersionRequest,
+    SecretList, SecretView, SetAliasRequest, SetSecretRequest, ShiftAliasRequest,
+    UpdateFunctionRequest, VersionList, VersionView,
 };
 use holactl_types::{ErrorBody, ExecutionRecord};
 
@@ -370,6 +372,166 @@ impl Client {
             return Err(Self::api_error(&answer));
         }
         Ok(Invoked { answer })
+    }
+
+    /// `POST /api/v1/functions/{name}/invoke?qualifier=Q`.
+    pub async fn invoke_qualified(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+        payload: Bytes,
+        log_tail: bool,
+    ) -> Result<Invoked, ClientError> {
+        match qualifier {
+            Some(q) => self.invoke(&format!("{name}:{q}"), payload, log_tail).await,
+            None => self.invoke(name, payload, log_tail).await,
+        }
+    }
+
+    async fn no_content(&self, method: Method, path: &str) -> Result<(), ClientError> {
+        let answer = self.send(method, path, &[], None).await?;
+        if !answer.status.is_success() {
+            return Err(Self::api_error(&answer));
+        }
+        Ok(())
+    }
+
+    /// `POST /api/v1/functions/{name}/versions`.
+    pub async fn publish_version(
+        &self,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<VersionView, ClientError> {
+        let body = Self::encode(&PublishVersionRequest { description })?;
+        self.json(
+            Method::POST,
+            &format!("/api/v1/functions/{name}/versions"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}/versions`.
+    pub async fn list_versions(&self, name: &str) -> Result<VersionList, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/versions"),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}/versions/{version}`.
+    pub async fn get_version(&self, name: &str, version: &str) -> Result<VersionView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/versions/{version}"),
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/functions/{name}/versions/{version}`.
+    pub async fn delete_version(&self, name: &str, version: &str) -> Result<(), ClientError> {
+        self.no_content(
+            Method::DELETE,
+            &format!("/api/v1/functions/{name}/versions/{version}"),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/functions/{name}/aliases/{alias}`.
+    pub async fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        req: &SetAliasRequest,
+    ) -> Result<AliasView, ClientError> {
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/functions/{name}/aliases/{alias}"),
+            Some(Self::encode(req)?),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/functions/{name}/aliases/{alias}/shift`.
+    pub async fn shift_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        req: &ShiftAliasRequest,
+    ) -> Result<AliasView, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/functions/{name}/aliases/{alias}/shift"),
+            Some(Self::encode(req)?),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}/aliases/{alias}`.
+    pub async fn get_alias(&self, name: &str, alias: &str) -> Result<AliasView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/aliases/{alias}"),
+            None,
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}/aliases`.
+    pub async fn list_aliases(&self, name: &str) -> Result<AliasList, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/aliases"),
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/functions/{name}/aliases/{alias}`.
+    pub async fn delete_alias(&self, name: &str, alias: &str) -> Result<(), ClientError> {
+        self.no_content(
+            Method::DELETE,
+            &format!("/api/v1/functions/{name}/aliases/{alias}"),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/secrets/{name}`.
+    pub async fn set_secret(&self, name: &str, value: String) -> Result<SecretView, ClientError> {
+        let body = Self::encode(&SetSecretRequest { value })?;
+        self.json(Method::PUT, &format!("/api/v1/secrets/{name}"), Some(body))
+            .await
+    }
+
+    /// `GET /api/v1/secrets`.
+    pub async fn list_secrets(&self) -> Result<SecretList, ClientError> {
+        self.json(Method::GET, "/api/v1/secrets", None).await
+    }
+
+    /// `DELETE /api/v1/secrets/{name}`.
+    pub async fn delete_secret(&self, name: &str) -> Result<(), ClientError> {
+        self.no_content(Method::DELETE, &format!("/api/v1/secrets/{name}"))
+            .await
+    }
+
+    /// `GET /api/v1/audit`.
+    pub async fn audit(
+        &self,
+        function: Option<&str>,
+        since: Option<i64>,
+        limit: usize,
+    ) -> Result<AuditList, ClientError> {
+        let mut path = format!("/api/v1/audit?limit={limit}");
+        if let Some(f) = function {
+            path.push_str(&format!("&function={f}"));
+        }
+        if let Some(s) = since {
+            path.push_str(&format!("&since={s}"));
+        }
+        self.json(Method::GET, &path, None).await
     }
 
     /// `GET /api/v1/executions`.

@@ -45,6 +45,9 @@ pub struct DeployArgs {
     /// Network reach: isolated (default, no outbound connections) or host.
     #[arg(long, value_parser = parse_network)]
     pub network: Option<Network>,
+    /// Bind secret SECRET as environment variable ENV (repeatable; added to the manifest's).
+    #[arg(long = "secret", value_name = "ENV=SECRET")]
+    pub secrets: Vec<String>,
     /// Environment variable KEY=VALUE (repeatable; added to the manifest's).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -131,6 +134,9 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
     let mut environment = manifest.environment.clone();
     environment.extend(parse_env(&args.env)?);
     let send_env = has_manifest_env || !args.env.is_empty();
+    let send_secrets = !manifest.secrets.is_empty() || !args.secrets.is_empty();
+    let mut secrets = manifest.secrets.clone();
+    secrets.extend(parse_env(&args.secrets)?);
 
     let client = g.client()?;
     let existing = client.find_function(&args.name).await?;
@@ -157,6 +163,7 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                         description,
                         ephemeral_storage_mb,
                         network,
+                        secrets: send_secrets.then_some(secrets),
                     },
                 )
                 .await?
@@ -177,6 +184,7 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                     description,
                     ephemeral_storage_mb,
                     network,
+                    secrets: send_secrets.then_some(secrets),
                 })
                 .await?
         }

@@ -20,8 +20,11 @@ pub enum LogType {
 /// `invoke` options.
 #[derive(Debug, Args)]
 pub struct InvokeArgs {
-    /// Function name.
+    /// Function name, optionally qualified: NAME:VERSION or NAME:ALIAS.
     pub name: String,
+    /// Version number, alias or $LATEST (instead of NAME:QUALIFIER).
+    #[arg(long)]
+    pub qualifier: Option<String>,
     /// The event: JSON text, or @FILE to read it from a file (@- for stdin).
     #[arg(long, default_value = "{}")]
     pub payload: String,

@@ -1,6 +1,8 @@
 //! `holactl lambda …`: one file per subcommand. Every command but `serve`, `init` and
 //! `test --local` is a client of the HTTP API.
 
+mod alias;
+mod audit;
 mod delete;
 mod deploy;
 mod executions;
@@ -10,8 +12,11 @@ mod invoke;
 mod list;
 mod logs;
 pub mod output;
+mod publish_version;
+mod secret;
 pub mod serve;
 mod test_local;
+mod versions;
 
 use std::path::PathBuf;
 
@@ -99,6 +104,21 @@ pub enum LambdaCommand {
     Executions(executions::ExecutionsArgs),
     /// Run a function from a local directory, without a server.
     Test(test_local::TestArgs),
+    /// Publish $LATEST as a new immutable version.
+    PublishVersion(publish_version::PublishArgs),
+    /// List a function's versions.
+    Versions(versions::VersionsArgs),
+    /// Show or delete one version.
+    #[command(subcommand)]
+    Version(versions::VersionCommand),
+    /// Manage aliases and weighted traffic (blue/green).
+    #[command(subcommand)]
+    Alias(alias::AliasCommand),
+    /// Manage secrets (encrypted at rest, bound with deploy --secret ENV=NAME).
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Show the audit trail of changes.
+    Audit(audit::AuditArgs),
 }
 
 /// The per-user data dir: `$HOLACTL_DATA_DIR`, else `$XDG_DATA_HOME/holactl`, else
@@ -153,5 +173,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Logs(a) => logs::run(g, a).await,
         LambdaCommand::Executions(a) => executions::run(g, a).await,
         LambdaCommand::Test(a) => test_local::run(g, a).await,
+        LambdaCommand::PublishVersion(a) => publish_version::run(g, a).await,
+        LambdaCommand::Versions(a) => versions::list(g, a).await,
+        LambdaCommand::Version(c) => versions::run(g, c).await,
+        LambdaCommand::Alias(c) => alias::run(g, c).await,
+        LambdaCommand::Secret(c) => secret::run(g, c).await,
+        LambdaCommand::Audit(a) => audit::run(g, a).await,
     }
 }

@@ -68,19 +68,28 @@ pub async fn run(g: &GlobalOpts, args: TestArgs) -> anyhow::Result<Outcome> {
         .name
         .clone()
         .unwrap_or_else(|| "local-test".to_owned());
+    if !manifest.secrets.is_empty() {
+        anyhow::bail!(
+            "INVALID_INPUT: secrets are not available in a local test; pass values with --env"
+        );
+    }
     engine
-        .create_function(CreateFunctionRequest {
-            name: name.clone(),
-            code_sha256: code.code.sha256,
-            runtime: args.runtime.or(manifest.runtime),
-            handler: args.handler.or(manifest.handler),
-            memory_mb: args.memory.or(manifest.memory_mb),
-            timeout_s: args.timeout.or(manifest.timeout_s),
-            environment: Some(environment),
-            description: manifest.description,
-            ephemeral_storage_mb: manifest.ephemeral_storage_mb,
-            network: manifest.network,
-        })
+        .create_function(
+            "local",
+            CreateFunctionRequest {
+                name: name.clone(),
+                code_sha256: code.code.sha256,
+                runtime: args.runtime.or(manifest.runtime),
+                handler: args.handler.or(manifest.handler),
+                memory_mb: args.memory.or(manifest.memory_mb),
+                timeout_s: args.timeout.or(manifest.timeout_s),
+                environment: Some(environment),
+                description: manifest.description,
+                ephemeral_storage_mb: manifest.ephemeral_storage_mb,
+                network: manifest.network,
+                secrets: None,
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.public_message()))?;
     let out = engine

@@ -31,6 +31,12 @@ pub enum EngineError {
     /// The runtime is not installed.
     #[error("{0}")]
     RuntimeUnavailable(String),
+    /// A count limit is reached.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
+    /// No such version, alias or secret.
+    #[error("{0}")]
+    ResourceNotFound(String),
     /// Too many concurrent executions.
     #[error("rate exceeded: {0}")]
     Throttled(String),
@@ -59,6 +65,8 @@ impl EngineError {
             EngineError::Conflict(_) => ErrorCode::Conflict,
             EngineError::RuntimeUnavailable(_) => ErrorCode::RuntimeUnavailable,
             EngineError::Throttled(_) => ErrorCode::Throttled,
+            EngineError::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            EngineError::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
             EngineError::Unauthorized => ErrorCode::Unauthorized,
             EngineError::ShuttingDown => ErrorCode::ServiceUnavailable,
             EngineError::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,

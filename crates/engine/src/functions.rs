@@ -1,5 +1,6 @@
 //! Functions and their code: upload, create, update, read, delete.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,20 +9,28 @@ use holactl_types::api::{
     CodeUploaded, CreateFunctionRequest, FunctionView, RuntimeResolution, UpdateFunctionRequest,
 };
 use holactl_types::function::{validate_function_name, CodeRef};
-use holactl_types::limits::MAX_CODE_ZIP_BYTES;
+use holactl_types::limits::{MAX_CODE_ZIP_BYTES, MAX_FUNCTIONS};
+use holactl_types::version::{AliasRecord, VersionRecord, LATEST};
 use holactl_types::{FunctionConfig, FunctionRecord, RuntimeFamily};
 use serde::{Deserialize, Serialize};
 
 use crate::code::CodeError;
-use crate::{now_ms, Engine, EngineError, FunctionEntry};
+use crate::{now_ms, Engine, EngineError, FunctionEntry, Runnable};
 
 const FUNCTION_PREFIX: &str = "functions/";
+pub(crate) const VERSION_PREFIX: &str = "versions/";
+pub(crate) const ALIAS_PREFIX: &str = "aliases/";
 const CODE_PREFIX: &str = "code/";
 /// Attempts of an update that races other updates.
 const UPDATE_ATTEMPTS: usize = 5;
 
-fn function_key(name: &str) -> String {
+pub(crate) fn function_key(name: &str) -> String {
     format!("{FUNCTION_PREFIX}{name}")
+}
+
+/// The part of an instance key that comes from configuration.
+fn config_key(c: &FunctionConfig) -> String {
+    serde_json::to_string(c).unwrap_or_default()
 }
 
 /// What the store keeps about an uploaded package.
@@ -33,25 +42,66 @@ struct CodeMeta {
     has_bootstrap: bool,
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Bytes, EngineError> {
+/// Serializes a stored value.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes, EngineError> {
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|e| EngineError::Internal(e.to_string()))
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, EngineError> {
+/// Deserializes a stored value.
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, EngineError> {
     serde_json::from_slice(bytes).map_err(|e| EngineError::Internal(format!("corrupt record: {e}")))
 }
 
 impl Engine {
     pub(crate) async fn load_functions(&self) -> Result<(), EngineError> {
-        let entries = self.inner.stores.kv.list(FUNCTION_PREFIX).await?;
-        let mut loaded = Vec::new();
-        for (key, entry) in entries {
+        let kv = &self.inner.stores.kv;
+        let mut records = BTreeMap::new();
+        for (key, entry) in kv.list(FUNCTION_PREFIX).await? {
             match decode::<FunctionRecord>(&entry.value) {
-                Ok(record) => loaded.push(self.entry_for(record)),
+                Ok(record) => {
+                    records.insert(record.name.clone(), record);
+                }
                 Err(e) => tracing::error!(key, error = %e, "skipping unreadable function record"),
             }
+        }
+        let mut versions: BTreeMap<String, BTreeMap<u32, VersionRecord>> = BTreeMap::new();
+        for (key, entry) in kv.list(VERSION_PREFIX).await? {
+            match decode::<VersionRecord>(&entry.value) {
+                Ok(v) if records.contains_key(&v.function) => {
+                    versions
+                        .entry(v.function.clone())
+                        .or_default()
+                        .insert(v.version, v);
+                }
+                Ok(_) => {
+                    // Left behind by a delete interrupted by a crash.
+                    let _ = kv.delete(&key, None).await;
+                }
+                Err(e) => tracing::error!(key, error = %e, "skipping unreadable version"),
+            }
+        }
+        let mut aliases: BTreeMap<String, BTreeMap<String, AliasRecord>> = BTreeMap::new();
+        for (key, entry) in kv.list(ALIAS_PREFIX).await? {
+            match decode::<AliasRecord>(&entry.value) {
+                Ok(a) if records.contains_key(&a.function) => {
+                    aliases
+                        .entry(a.function.clone())
+                        .or_default()
+                        .insert(a.name.clone(), a);
+                }
+                Ok(_) => {
+                    let _ = kv.delete(&key, None).await;
+                }
+                Err(e) => tracing::error!(key, error = %e, "skipping unreadable alias"),
+            }
+        }
+        let mut loaded = Vec::new();
+        for (name, record) in records {
+            let v = versions.remove(&name).unwrap_or_default();
+            let a = aliases.remove(&name).unwrap_or_default();
+            loaded.push(self.entry_for(record, v, a));
         }
         let mut functions = self
             .inner
@@ -64,15 +114,55 @@ impl Engine {
         Ok(())
     }
 
-    fn entry_for(&self, record: FunctionRecord) -> FunctionEntry {
-        let resolution = self.resolution(&record.config);
-        FunctionEntry {
-            instance_key: record.instance_key(),
-            record,
-            resolution,
-        }
+    /// What runs for `$LATEST` or a version.
+    pub(crate) fn runnable(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        config: &FunctionConfig,
+        code: &CodeRef,
+        key: String,
+    ) -> Arc<Runnable> {
+        Arc::new(Runnable {
+            name: name.to_owned(),
+            version: version.map_or_else(|| LATEST.to_owned(), |v| v.to_string()),
+            config: config.clone(),
+            code: code.clone(),
+            instance_key: key,
+            arn: self.function_arn(name),
+        })
     }
 
+    pub(crate) fn entry_for(
+        &self,
+        record: FunctionRecord,
+        versions: BTreeMap<u32, VersionRecord>,
+        aliases: BTreeMap<String, AliasRecord>,
+    ) -> FunctionEntry {
+        let resolution = self.resolution(&record.config);
+        let latest = self.runnable(
+            &record.name,
+            None,
+            &record.config,
+            &record.code,
+            format!("{LATEST}|{}", record.instance_key()),
+        );
+        let versions = versions
+            .into_iter()
+            .map(|(n, v)| {
+                let key = format!("{n}|{}|{}", v.code.sha256, config_key(&v.config));
+                let run = self.runnable(&v.function, Some(n), &v.config, &v.code, key);
+                (n, (Arc::new(v), run))
+            })
+            .collect();
+        FunctionEntry {
+            record,
+            resolution,
+            latest,
+            versions,
+            aliases,
+        }
+    }
     fn resolution(&self, config: &FunctionConfig) -> RuntimeResolution {
         let catalog = &self.inner.catalog;
         match catalog.resolve(
@@ -103,7 +193,10 @@ impl Engine {
             .ok_or_else(|| EngineError::FunctionNotFound(name.to_owned()))
     }
 
-    fn cache_function(&self, entry: FunctionEntry) -> Result<Arc<FunctionEntry>, EngineError> {
+    pub(crate) fn cache_function(
+        &self,
+        entry: FunctionEntry,
+    ) -> Result<Arc<FunctionEntry>, EngineError> {
         let entry = Arc::new(entry);
         self.inner
             .functions
@@ -243,11 +336,24 @@ impl Engine {
     /// Creates a function; `CONFLICT` if the name is taken.
     pub async fn create_function(
         &self,
+        actor: &str,
         req: CreateFunctionRequest,
     ) -> Result<FunctionView, EngineError> {
         validate_function_name(&req.name)?;
         let config = req.config_patch().into_new_config()?;
         let code = self.code_ref(&req.code_sha256, &config).await?;
+        self.check_secrets_exist(&config).await?;
+        let count = self
+            .inner
+            .functions
+            .read()
+            .map_err(|_| EngineError::Internal("lock poisoned".into()))?
+            .len();
+        if count >= MAX_FUNCTIONS {
+            return Err(EngineError::LimitExceeded(format!(
+                "a project holds at most {MAX_FUNCTIONS} functions"
+            )));
+        }
         let now = now_ms();
         let record = FunctionRecord {
             name: req.name.clone(),
@@ -255,6 +361,7 @@ impl Engine {
             code,
             created_at: now,
             updated_at: now,
+            last_version: 0,
         };
         match self
             .inner
@@ -273,13 +380,25 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(function = %record.name, runtime = %record.config.runtime, "function created");
-        let entry = self.cache_function(self.entry_for(record))?;
-        Ok(self.view(&entry))
+        let entry =
+            self.cache_function(self.entry_for(record, BTreeMap::new(), BTreeMap::new()))?;
+        let view = self.view(&entry);
+        self.audit(
+            actor,
+            "function.create",
+            Some(&view.name),
+            &view.name,
+            None,
+            Some(&view),
+        )
+        .await;
+        Ok(view)
     }
 
-    /// Changes a function's code and/or configuration.
+    /// Changes a function's `$LATEST` code and/or configuration.
     pub async fn update_function(
         &self,
+        actor: &str,
         name: &str,
         req: UpdateFunctionRequest,
     ) -> Result<FunctionView, EngineError> {
@@ -288,6 +407,7 @@ impl Engine {
             return Err(EngineError::invalid("body", "nothing to update"));
         }
         for _ in 0..UPDATE_ATTEMPTS {
+            let before = self.function_entry(name)?;
             let stored = self
                 .inner
                 .stores
@@ -302,6 +422,7 @@ impl Engine {
                 .clone()
                 .unwrap_or_else(|| record.code.sha256.clone());
             record.code = self.code_ref(&sha, &record.config).await?;
+            self.check_secrets_exist(&record.config).await?;
             record.updated_at = now_ms();
             match self
                 .inner
@@ -312,9 +433,20 @@ impl Engine {
             {
                 Ok(_) => {
                     tracing::info!(function = %name, "function updated");
-                    let entry = self.cache_function(self.entry_for(record))?;
-                    self.inner.pool.purge(name);
-                    return Ok(self.view(&entry));
+                    let entry = self.replace_latest(name, record)?;
+                    self.inner.pool.purge_key(name, &before.latest.instance_key);
+                    let view = self.view(&entry);
+                    let before_view = self.view(&before);
+                    self.audit(
+                        actor,
+                        "function.update",
+                        Some(name),
+                        name,
+                        Some(&before_view),
+                        Some(&view),
+                    )
+                    .await;
+                    return Ok(view);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -323,6 +455,21 @@ impl Engine {
         Err(EngineError::Conflict(format!(
             "function {name:?} is being changed concurrently; try again"
         )))
+    }
+
+    /// Swaps in a new `$LATEST` record, keeping versions and aliases.
+    fn replace_latest(
+        &self,
+        name: &str,
+        record: FunctionRecord,
+    ) -> Result<Arc<FunctionEntry>, EngineError> {
+        let current = self.function_entry(name)?;
+        let versions = current
+            .versions
+            .iter()
+            .map(|(n, (v, _))| (*n, (**v).clone()))
+            .collect();
+        self.cache_function(self.entry_for(record, versions, current.aliases.clone()))
     }
 
     /// One function.
@@ -342,20 +489,45 @@ impl Engine {
         Ok(views)
     }
 
-    /// Deletes a function and stops its warm instances. Its executions stay queryable.
-    pub async fn delete_function(&self, name: &str) -> Result<(), EngineError> {
-        match self.inner.stores.kv.delete(&function_key(name), None).await {
+    /// Deletes a function with its versions and aliases, and stops its warm instances. Its
+    /// executions stay queryable.
+    pub async fn delete_function(&self, actor: &str, name: &str) -> Result<(), EngineError> {
+        let before = self.function_entry(name)?;
+        let kv = &self.inner.stores.kv;
+        match kv.delete(&function_key(name), None).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => {
                 return Err(EngineError::FunctionNotFound(name.to_owned()))
             }
             Err(e) => return Err(e.into()),
         }
+        // Versions and aliases of a function that no longer exists are ignored (and removed)
+        // at the next start if a crash interrupts this.
+        for n in before.versions.keys() {
+            let _ = kv
+                .delete(&crate::versions::version_key(name, *n), None)
+                .await;
+        }
+        for alias in before.aliases.keys() {
+            let _ = kv
+                .delete(&crate::versions::alias_key(name, alias), None)
+                .await;
+        }
         if let Ok(mut functions) = self.inner.functions.write() {
             functions.remove(name);
         }
         self.inner.pool.purge(name);
         tracing::info!(function = %name, "function deleted");
+        let before_view = self.view(&before);
+        self.audit(
+            actor,
+            "function.delete",
+            Some(name),
+            name,
+            Some(&before_view),
+            None,
+        )
+        .await;
         Ok(())
     }
 }

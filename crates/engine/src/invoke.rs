@@ -17,10 +17,12 @@ use holactl_types::api::{ExecutionLogs, StartExecutionRequest};
 use holactl_types::execution::{result_to_json, ExecutionError};
 use holactl_types::function::Network;
 use holactl_types::limits::{MAX_STORED_RESULT_BYTES, MAX_SYNC_PAYLOAD_BYTES};
+use holactl_types::version::Qualifier;
 use holactl_types::{ErrorCode, ExecutionRecord, ExecutionStatus, RuntimeFamily, Trigger};
 
 use crate::metrics::{ErrorLabels, Metrics, OutcomeLabels};
-use crate::{now_ms, Engine, EngineError, FunctionEntry};
+use crate::pool::Worker;
+use crate::{now_ms, Engine, EngineError, Runnable};
 
 /// Bytes of log returned with `log_tail`, as Lambda's `LogType=Tail`.
 const LOG_TAIL_BYTES: usize = 4096;
@@ -36,18 +38,30 @@ pub struct InvokeRequest {
     pub log_tail: bool,
     /// `Lambda-Runtime-Client-Context` (JSON), if any.
     pub client_context: Option<String>,
+    /// `$LATEST` (default), a version or an alias.
+    pub qualifier: Option<Qualifier>,
 }
 
 impl InvokeRequest {
-    /// A plain invocation with `payload`.
+    /// A plain invocation of `$LATEST` with `payload`.
     pub fn new(payload: Bytes, trigger: Trigger) -> Self {
         InvokeRequest {
             payload,
             trigger,
             log_tail: false,
             client_context: None,
+            qualifier: None,
         }
     }
+}
+
+/// A uniform random number in [0, 1), for weighted alias routing.
+fn uniform() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// The result of a synchronous invocation.
@@ -214,10 +228,10 @@ fn format_log(record: &ExecutionRecord, outcome: &InvokeOutcome) -> Vec<u8> {
     log
 }
 
-fn log_stream_name(instance_id: &str) -> String {
+fn log_stream_name(version: &str, instance_id: &str) -> String {
     let date = time::OffsetDateTime::now_utc().date();
     format!(
-        "{:04}/{:02}/{:02}/[$LATEST]{instance_id}",
+        "{:04}/{:02}/{:02}/[{version}]{instance_id}",
         date.year(),
         u8::from(date.month()),
         date.day()
@@ -225,11 +239,14 @@ fn log_stream_name(instance_id: &str) -> String {
 }
 
 impl Engine {
-    fn instance_spec(&self, f: &FunctionEntry) -> Result<InstanceSpec, EngineError> {
+    fn instance_spec(
+        &self,
+        run: &Runnable,
+        secrets: &[(String, String)],
+    ) -> Result<InstanceSpec, EngineError> {
         let inner = &self.inner;
-        let record = &f.record;
-        let config = &record.config;
-        let task_root = inner.code.path(&record.code.sha256);
+        let config = &run.config;
+        let task_root = inner.code.path(&run.code.sha256);
         let runtime_dir = inner.catalog.runtime_dir().to_owned();
         // Where the instance sees its code and our runtime files.
         let level = inner.sandbox.level();
@@ -255,19 +272,19 @@ impl Engine {
             ("_HANDLER".into(), config.handler.clone()),
             ("LAMBDA_TASK_ROOT".into(), task.clone()),
             ("LAMBDA_RUNTIME_DIR".into(), rt.clone()),
-            ("AWS_LAMBDA_FUNCTION_NAME".into(), record.name.clone()),
-            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), run.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), run.version.clone()),
             (
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
                 config.memory_mb.to_string(),
             ),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME".into(),
-                format!("/aws/lambda/{}", record.name),
+                format!("/aws/lambda/{}", run.name),
             ),
             (
                 "AWS_LAMBDA_LOG_STREAM_NAME".into(),
-                log_stream_name(&instance_id),
+                log_stream_name(&run.version, &instance_id),
             ),
             ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
             ("AWS_REGION".into(), inner.config.region.clone()),
@@ -287,6 +304,7 @@ impl Engine {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
+        env.extend(secrets.iter().cloned());
         Ok(InstanceSpec {
             instance_id,
             argv: resolved.argv,
@@ -328,6 +346,29 @@ impl Engine {
             });
         }
         let f = self.function_entry(name)?;
+        let run = match &req.qualifier {
+            None | Some(Qualifier::Latest) => f.latest.clone(),
+            Some(Qualifier::Version(n)) => f
+                .versions
+                .get(n)
+                .map(|(_, run)| run.clone())
+                .ok_or_else(|| {
+                    EngineError::ResourceNotFound(format!("function {name:?} has no version {n}"))
+                })?,
+            Some(Qualifier::Alias(a)) => {
+                let alias = f.aliases.get(a).ok_or_else(|| {
+                    EngineError::ResourceNotFound(format!("function {name:?} has no alias {a:?}"))
+                })?;
+                let n = alias.pick(uniform());
+                f.versions
+                    .get(&n)
+                    .map(|(_, run)| run.clone())
+                    .ok_or_else(|| {
+                        EngineError::Internal(format!("alias {a:?} points to missing version {n}"))
+                    })?
+            }
+        };
+        drop(f);
         let labels = Metrics::function(name);
         let Ok(_permit) = inner.concurrency.clone().try_acquire_owned() else {
             inner.metrics.throttles.get_or_create(&labels).inc();
@@ -337,31 +378,35 @@ impl Engine {
             )));
         };
         inner.metrics.concurrent.inc();
-        let result = self.invoke_admitted(&f, req).await;
+        let result = self.invoke_admitted(&run, req).await;
         inner.metrics.concurrent.dec();
         result
     }
 
     async fn invoke_admitted(
         &self,
-        f: &Arc<FunctionEntry>,
+        run: &Arc<Runnable>,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, EngineError> {
         let inner = &self.inner;
-        let name = &f.record.name;
-        let config = &f.record.config;
+        let name = &run.name;
+        let config = &run.config;
         let request_id = uuid::Uuid::new_v4().to_string();
         let created_at = now_ms();
 
-        let mut instance = match inner.pool.acquire(name, &f.instance_key) {
-            Some(instance) => instance,
+        let mut worker = match inner.pool.acquire(name, &run.instance_key) {
+            Some(worker) => worker,
             None => {
-                let spec = self.instance_spec(f)?;
-                inner
-                    .sandbox
-                    .spawn(spec)
-                    .await
-                    .map_err(|e| EngineError::Internal(format!("cannot start instance: {e}")))?
+                let secrets = self.resolve_secrets(config).await?;
+                let spec = self.instance_spec(run, &secrets)?;
+                let instance =
+                    inner.sandbox.spawn(spec).await.map_err(|e| {
+                        EngineError::Internal(format!("cannot start instance: {e}"))
+                    })?;
+                Worker {
+                    instance,
+                    secrets: secrets.into_iter().map(|(_, v)| v).collect(),
+                }
             }
         };
         inner.pool.mark_busy();
@@ -370,18 +415,24 @@ impl Engine {
             request_id: request_id.clone(),
             payload: req.payload,
             timeout: Duration::from_secs(u64::from(config.timeout_s)),
-            function_arn: self.function_arn(name),
+            function_arn: match &req.qualifier {
+                Some(q) => format!("{}:{q}", run.arn),
+                None => run.arn.clone(),
+            },
             trace_id: trace_id(&request_id),
             client_context: req.client_context,
             cognito_identity: None,
         };
         let started_at = now_ms();
-        let outcome = instance.invoke(invocation).await;
-        if instance.is_reusable() {
-            inner.pool.release(name, &f.instance_key, instance);
+        let mut outcome = worker.instance.invoke(invocation).await;
+        if !worker.secrets.is_empty() {
+            crate::secrets::mask(&mut outcome.log.data, &worker.secrets);
+        }
+        if worker.instance.is_reusable() {
+            inner.pool.release(name, &run.instance_key, worker);
         } else {
             inner.pool.discard();
-            drop(instance);
+            drop(worker);
         }
 
         let (status, body, error) = classify(&request_id, config.timeout_s, outcome.result.clone());
@@ -390,7 +441,7 @@ impl Engine {
         let mut record = ExecutionRecord {
             id: request_id,
             function: name.clone(),
-            version: "$LATEST".to_owned(),
+            version: run.version.clone(),
             status,
             trigger: req.trigger,
             created_at,

@@ -5,6 +5,9 @@
 //! # Layout
 //! - [`Engine`] (this file): opening, shutdown, health, metrics, authentication.
 //! - [`functions`]: create/update/get/list/delete functions, code uploads.
+//! - [`versions`]: publishing versions, aliases with weighted routing.
+//! - [`secrets`]: secrets encrypted at rest, bound to functions as environment variables.
+//! - [`audit`]: the append-only audit trail.
 //! - [`invoke`]: resolve → admit → pool or cold start → invoke → record.
 //! - [`code`]: zip validation and the unpacked, content-addressed code cache.
 //! - [`pool`]: warm instances and their idle TTL.
@@ -12,6 +15,7 @@
 //! - [`auth`]: the admin token.
 //! - [`config`], [`error`]: configuration and [`EngineError`].
 
+pub mod audit;
 pub mod auth;
 pub mod code;
 pub mod config;
@@ -20,6 +24,8 @@ pub mod functions;
 pub mod invoke;
 pub mod metrics;
 pub mod pool;
+pub mod secrets;
+pub mod versions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,12 +46,28 @@ use code::{CodeCache, PackageLimits};
 use metrics::Metrics;
 use pool::Pool;
 
-/// A function as the engine keeps it in memory.
+/// What runs for one qualifier: `$LATEST` or a published version.
+#[derive(Debug)]
+pub(crate) struct Runnable {
+    pub name: String,
+    /// `$LATEST` or the version number.
+    pub version: String,
+    pub config: holactl_types::FunctionConfig,
+    pub code: holactl_types::function::CodeRef,
+    /// Instances started for one key are never reused for another.
+    pub instance_key: String,
+    /// Unqualified ARN.
+    pub arn: String,
+}
+
+/// A function as the engine keeps it in memory: an immutable snapshot replaced on change.
 #[derive(Debug)]
 pub(crate) struct FunctionEntry {
     pub record: FunctionRecord,
-    pub instance_key: String,
     pub resolution: RuntimeResolution,
+    pub latest: Arc<Runnable>,
+    pub versions: BTreeMap<u32, (Arc<holactl_types::version::VersionRecord>, Arc<Runnable>)>,
+    pub aliases: BTreeMap<String, holactl_types::version::AliasRecord>,
 }
 
 pub(crate) struct Inner {
@@ -58,6 +80,7 @@ pub(crate) struct Inner {
     pub pool: Pool,
     pub metrics: Metrics,
     pub admin_hash: [u8; 32],
+    pub master_key: [u8; 32],
     pub concurrency: Arc<Semaphore>,
     pub started: Instant,
     pub shutting_down: AtomicBool,
@@ -125,6 +148,7 @@ impl Engine {
         let code = CodeCache::open(dir.join("code"), PackageLimits::default())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let admin_hash = auth::ensure_admin_token(stores.kv.as_ref(), dir).await?;
+        let master_key = secrets::load_master_key(dir)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 concurrency: Arc::new(Semaphore::new(config.max_concurrency as usize)),
@@ -137,6 +161,7 @@ impl Engine {
                 pool: Pool::default(),
                 metrics: Metrics::new(),
                 admin_hash,
+                master_key,
                 started: Instant::now(),
                 shutting_down: AtomicBool::new(false),
                 reaper: Mutex::new(None),

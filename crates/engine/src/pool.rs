@@ -3,27 +3,29 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use holactl_sandbox::Instance;
 
-struct Idle {
-    instance: Instance,
-    since: Instant,
+/// A running instance and what the engine needs to know about it.
+pub struct Worker {
+    /// The instance.
+    pub instance: Instance,
+    /// Secret values it was started with, masked in its logs.
+    pub secrets: Arc<[String]>,
 }
 
-#[derive(Default)]
-struct Slot {
-    /// The instance key the idle instances were started for.
-    key: String,
-    idle: Vec<Idle>,
+struct Idle {
+    worker: Worker,
+    since: Instant,
 }
 
 /// The warm pool.
 #[derive(Default)]
 pub struct Pool {
-    slots: Mutex<HashMap<String, Slot>>,
+    /// function → instance key → idle workers.
+    slots: Mutex<HashMap<String, HashMap<String, Vec<Idle>>>>,
     busy: AtomicU64,
     idle: AtomicU64,
 }
@@ -38,26 +40,19 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// Takes a warm instance of `function` started for `key`, if any. Instances started for
-    /// another key (older code or configuration) are stopped.
-    pub fn acquire(&self, function: &str, key: &str) -> Option<Instance> {
-        let mut stale = Vec::new();
+    /// Takes a warm instance of `function` started for `key`, if any.
+    pub fn acquire(&self, function: &str, key: &str) -> Option<Worker> {
         let found = {
             let mut slots = self.slots.lock().ok()?;
-            let slot = slots.get_mut(function)?;
-            if slot.key != key {
-                stale = std::mem::take(&mut slot.idle);
-                slot.key = key.to_owned();
-                None
-            } else {
-                slot.idle.pop().map(|i| i.instance)
-            }
+            slots
+                .get_mut(function)
+                .and_then(|keys| keys.get_mut(key))
+                .and_then(|idle| idle.pop())
+                .map(|i| i.worker)
         };
-        self.idle.fetch_sub(
-            stale.len() as u64 + found.is_some() as u64,
-            Ordering::Relaxed,
-        );
-        drop(stale);
+        if found.is_some() {
+            self.idle.fetch_sub(1, Ordering::Relaxed);
+        }
         found
     }
 
@@ -67,26 +62,23 @@ impl Pool {
     }
 
     /// Returns an instance after an invocation: kept warm if it can take another one.
-    pub fn release(&self, function: &str, key: &str, instance: Instance) {
+    pub fn release(&self, function: &str, key: &str, worker: Worker) {
         self.busy.fetch_sub(1, Ordering::Relaxed);
-        if !instance.is_reusable() {
+        if !worker.instance.is_reusable() {
             return;
         }
         let Ok(mut slots) = self.slots.lock() else {
             return;
         };
-        let slot = slots.entry(function.to_owned()).or_default();
-        if slot.key != key {
-            if !slot.idle.is_empty() {
-                // A newer key has taken over; this instance is stale.
-                return;
-            }
-            slot.key = key.to_owned();
-        }
-        slot.idle.push(Idle {
-            instance,
-            since: Instant::now(),
-        });
+        slots
+            .entry(function.to_owned())
+            .or_default()
+            .entry(key.to_owned())
+            .or_default()
+            .push(Idle {
+                worker,
+                since: Instant::now(),
+            });
         self.idle.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -95,16 +87,37 @@ impl Pool {
         self.busy.fetch_sub(1, Ordering::Relaxed);
     }
 
+    fn remove_where(&self, mut pick: impl FnMut(&str, &str) -> bool) -> usize {
+        let removed: Vec<Idle> = match self.slots.lock() {
+            Ok(mut slots) => {
+                let mut out = Vec::new();
+                for (function, keys) in slots.iter_mut() {
+                    keys.retain(|key, idle| {
+                        if pick(function, key) {
+                            out.append(idle);
+                            false
+                        } else {
+                            true
+                        }
+                    });
+                }
+                slots.retain(|_, keys| !keys.is_empty());
+                out
+            }
+            Err(_) => Vec::new(),
+        };
+        self.idle.fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        removed.len()
+    }
+
     /// Stops every idle instance of `function`.
     pub fn purge(&self, function: &str) {
-        let removed = match self.slots.lock() {
-            Ok(mut slots) => slots.remove(function),
-            Err(_) => None,
-        };
-        if let Some(slot) = removed {
-            self.idle
-                .fetch_sub(slot.idle.len() as u64, Ordering::Relaxed);
-        }
+        self.remove_where(|f, _| f == function);
+    }
+
+    /// Stops the idle instances of `function` started for `key`.
+    pub fn purge_key(&self, function: &str, key: &str) {
+        self.remove_where(|f, k| f == function && k == key);
     }
 
     /// Stops instances idle for longer than `ttl`; returns how many.
@@ -112,14 +125,18 @@ impl Pool {
         let now = Instant::now();
         let mut expired = Vec::new();
         if let Ok(mut slots) = self.slots.lock() {
-            for slot in slots.values_mut() {
-                let (old, keep): (Vec<Idle>, Vec<Idle>) = std::mem::take(&mut slot.idle)
-                    .into_iter()
-                    .partition(|i| now.duration_since(i.since) >= ttl || !i.instance.is_reusable());
-                slot.idle = keep;
-                expired.extend(old);
+            for keys in slots.values_mut() {
+                for idle in keys.values_mut() {
+                    let (old, keep): (Vec<Idle>, Vec<Idle>) =
+                        std::mem::take(idle).into_iter().partition(|i| {
+                            now.duration_since(i.since) >= ttl || !i.worker.instance.is_reusable()
+                        });
+                    *idle = keep;
+                    expired.extend(old);
+                }
+                keys.retain(|_, idle| !idle.is_empty());
             }
-            slots.retain(|_, s| !s.idle.is_empty());
+            slots.retain(|_, keys| !keys.is_empty());
         }
         self.idle.fetch_sub(expired.len() as u64, Ordering::Relaxed);
         expired.len()
@@ -127,12 +144,7 @@ impl Pool {
 
     /// Stops every idle instance.
     pub fn clear(&self) {
-        let all = match self.slots.lock() {
-            Ok(mut slots) => std::mem::take(&mut *slots),
-            Err(_) => return,
-        };
-        let n: usize = all.values().map(|s| s.idle.len()).sum();
-        self.idle.fetch_sub(n as u64, Ordering::Relaxed);
+        self.remove_where(|_, _| true);
     }
 
     /// (idle, busy) instance counts.

@@ -9,7 +9,11 @@ use holactl_engine::Engine;
 use holactl_types::ErrorCode;
 
 use crate::error::ApiError;
-use crate::handlers::{executions, functions, system};
+use crate::handlers::{audit, executions, functions, secrets, system, versions};
+
+/// Who is making a request, as established by the auth layer.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
 
 /// The API router.
 pub fn router(engine: Engine) -> Router {
@@ -29,6 +33,34 @@ pub fn router(engine: Engine) -> Router {
                 .delete(functions::delete),
         )
         .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
+        .route(
+            "/api/v1/functions/{name}/versions",
+            post(versions::publish).get(versions::list),
+        )
+        .route(
+            "/api/v1/functions/{name}/versions/{version}",
+            get(versions::get).delete(versions::delete),
+        )
+        .route(
+            "/api/v1/functions/{name}/aliases",
+            get(versions::list_aliases),
+        )
+        .route(
+            "/api/v1/functions/{name}/aliases/{alias}",
+            get(versions::get_alias)
+                .put(versions::set_alias)
+                .delete(versions::delete_alias),
+        )
+        .route(
+            "/api/v1/functions/{name}/aliases/{alias}/shift",
+            post(versions::shift_alias),
+        )
+        .route("/api/v1/secrets", get(secrets::list))
+        .route(
+            "/api/v1/secrets/{name}",
+            axum::routing::put(secrets::set).delete(secrets::delete),
+        )
+        .route("/api/v1/audit", get(audit::list))
         .route(
             "/api/v1/executions",
             post(executions::start).get(executions::list),
@@ -61,11 +93,14 @@ fn bearer(req: &Request) -> Option<&str> {
 
 async fn require_token(
     State(engine): State<Engine>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     match bearer(&req) {
-        Some(token) if engine.authenticate(token) => Ok(next.run(req).await),
+        Some(token) if engine.authenticate(token) => {
+            req.extensions_mut().insert(Actor("admin".to_owned()));
+            Ok(next.run(req).await)
+        }
         Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "invalid token")),
         None => Err(ApiError::new(
             ErrorCode::Unauthorized,

@@ -66,6 +66,9 @@ pub struct CreateFunctionRequest {
     /// `isolated` or `host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::function::Network>,
+    /// Secret bindings: variable name → secret name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 impl CreateFunctionRequest {
@@ -80,6 +83,7 @@ impl CreateFunctionRequest {
             description: self.description.clone(),
             ephemeral_storage_mb: self.ephemeral_storage_mb,
             network: self.network,
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -115,6 +119,9 @@ pub struct UpdateFunctionRequest {
     /// New network mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<crate::function::Network>,
+    /// Replaces every secret binding when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 impl UpdateFunctionRequest {
@@ -129,6 +136,7 @@ impl UpdateFunctionRequest {
             description: self.description.clone(),
             ephemeral_storage_mb: self.ephemeral_storage_mb,
             network: self.network,
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -242,4 +250,132 @@ pub struct Health {
     /// Things an operator should know.
     #[serde(default)]
     pub warnings: Vec<String>,
+}
+
+/// `POST /api/v1/functions/{name}/versions`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishVersionRequest {
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A published version as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionView {
+    /// Function name.
+    pub function: String,
+    /// Version number, as text (`"1"`), like Lambda.
+    pub version: String,
+    /// Qualified ARN.
+    pub arn: String,
+    /// Free text.
+    pub description: String,
+    /// Configuration snapshot.
+    pub config: FunctionConfig,
+    /// Code snapshot.
+    pub code: CodeRef,
+    /// Publish time.
+    pub created_at: EpochMillis,
+}
+
+/// `GET /api/v1/functions/{name}/versions`: `$LATEST` first, then by number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionList {
+    /// Versions.
+    pub versions: Vec<VersionView>,
+}
+
+/// Weighted routing in requests: `weight` percent (0–100) of traffic to `version`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRequest {
+    /// The additional version.
+    pub version: u32,
+    /// Percent of traffic, 0–100.
+    pub weight: f64,
+}
+
+/// `PUT /api/v1/functions/{name}/aliases/{alias}`: create or repoint an alias.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAliasRequest {
+    /// The version it points to.
+    pub version: u32,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Optional weighted routing to a second version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingRequest>,
+}
+
+/// `POST /api/v1/functions/{name}/aliases/{alias}/shift`: send `weight` percent of traffic to
+/// version `to`; 100 completes the shift.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShiftAliasRequest {
+    /// Target version.
+    pub to: u32,
+    /// Percent of traffic, 0–100.
+    pub weight: f64,
+}
+
+/// An alias as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AliasView {
+    /// The alias.
+    #[serde(flatten)]
+    pub alias: crate::version::AliasRecord,
+    /// Qualified ARN.
+    pub arn: String,
+}
+
+/// `GET /api/v1/functions/{name}/aliases`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AliasList {
+    /// Aliases by name.
+    pub aliases: Vec<AliasView>,
+}
+
+/// `PUT /api/v1/secrets/{name}`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSecretRequest {
+    /// The secret value (never returned).
+    pub value: String,
+}
+
+impl std::fmt::Debug for SetSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetSecretRequest { value: **** }")
+    }
+}
+
+/// A secret as the API shows it: never its value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecretView {
+    /// Name.
+    pub name: String,
+    /// Incremented on every change.
+    pub version: u32,
+    /// Creation time.
+    pub created_at: EpochMillis,
+    /// Last change.
+    pub updated_at: EpochMillis,
+}
+
+/// `GET /api/v1/secrets`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretList {
+    /// Secrets by name.
+    pub secrets: Vec<SecretView>,
+}
+
+/// `GET /api/v1/audit`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditList {
+    /// Oldest first.
+    pub entries: Vec<crate::audit::AuditEntry>,
 }

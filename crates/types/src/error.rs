@@ -29,6 +29,10 @@ pub enum ErrorCode {
     OutOfMemory,
     /// A concurrency limit refused the invocation.
     Throttled,
+    /// A count limit (functions per project, versions per function) is reached.
+    LimitExceeded,
+    /// No such version, alias or secret.
+    ResourceNotFound,
     /// The runtime a function asks for is not installed on this host.
     RuntimeUnavailable,
     /// The HTTP method is not allowed on that path.
@@ -41,7 +45,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Unauthorized,
         ErrorCode::FunctionNotFound,
         ErrorCode::ExecutionNotFound,
@@ -53,6 +57,8 @@ impl ErrorCode {
         ErrorCode::FunctionError,
         ErrorCode::OutOfMemory,
         ErrorCode::Throttled,
+        ErrorCode::LimitExceeded,
+        ErrorCode::ResourceNotFound,
         ErrorCode::RuntimeUnavailable,
         ErrorCode::MethodNotAllowed,
         ErrorCode::ServiceUnavailable,
@@ -73,6 +79,8 @@ impl ErrorCode {
             ErrorCode::FunctionError => "FUNCTION_ERROR",
             ErrorCode::OutOfMemory => "OUT_OF_MEMORY",
             ErrorCode::Throttled => "THROTTLED",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
             ErrorCode::RuntimeUnavailable => "RUNTIME_UNAVAILABLE",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -84,7 +92,11 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::Unauthorized => 401,
-            ErrorCode::FunctionNotFound | ErrorCode::ExecutionNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::FunctionNotFound
+            | ErrorCode::ExecutionNotFound
+            | ErrorCode::NotFound
+            | ErrorCode::ResourceNotFound => 404,
+            ErrorCode::LimitExceeded => 400,
             ErrorCode::InvalidInput => 400,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Conflict => 409,

@@ -178,6 +178,9 @@ pub struct FunctionManifest {
     /// Environment variables.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Secrets bound as environment variables: variable name → secret name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// The validated, normalized configuration of a function: what is stored and run.
@@ -203,6 +206,9 @@ pub struct FunctionConfig {
     /// Network reach of the instances.
     #[serde(default)]
     pub network: Network,
+    /// Secrets bound as environment variables: variable name → secret name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, String>,
 }
 
 /// Optional configuration fields, as in a create or update request.
@@ -233,6 +239,9 @@ pub struct ConfigPatch {
     /// New network mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// Replaces all secret bindings when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 impl ConfigPatch {
@@ -261,6 +270,7 @@ impl ConfigPatch {
                 .ephemeral_storage_mb
                 .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_MB),
             network: self.network.unwrap_or_default(),
+            secrets: self.secrets.unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -292,6 +302,9 @@ impl ConfigPatch {
         }
         if let Some(network) = self.network {
             next.network = network;
+        }
+        if let Some(secrets) = self.secrets {
+            next.secrets = secrets;
         }
         next.validate()?;
         Ok(next)
@@ -356,7 +369,8 @@ impl FunctionConfig {
                 format!("longer than {MAX_DESCRIPTION_LEN} characters"),
             ));
         }
-        validate_environment(&self.environment)
+        validate_environment(&self.environment)?;
+        validate_secret_bindings(&self.secrets, &self.environment)
     }
 }
 
@@ -390,19 +404,7 @@ fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), Validation
     let mut total = 0;
     for (key, value) in env {
         let field = format!("environment.{key}");
-        let mut chars = key.chars();
-        let valid_start = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-        if !valid_start || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(ValidationError::new(
-                field,
-                "names must match [A-Za-z_][A-Za-z0-9_]*",
-            ));
-        }
-        if RESERVED_ENV_VARS.contains(&key.as_str()) {
-            return Err(ValidationError::new(field, "is reserved by the platform"));
-        }
+        validate_env_name(&field, key)?;
         if value.contains('\0') {
             return Err(ValidationError::new(field, "must not contain NUL"));
         }
@@ -412,6 +414,61 @@ fn validate_environment(env: &BTreeMap<String, String>) -> Result<(), Validation
         return Err(ValidationError::new(
             "environment",
             format!("{total} bytes in total; the limit is {MAX_ENVIRONMENT_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_env_name(field: &str, key: &str) -> Result<(), ValidationError> {
+    let mut chars = key.chars();
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !valid_start || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(ValidationError::new(
+            field,
+            "names must match [A-Za-z_][A-Za-z0-9_]*",
+        ));
+    }
+    if RESERVED_ENV_VARS.contains(&key) {
+        return Err(ValidationError::new(field, "is reserved by the platform"));
+    }
+    Ok(())
+}
+
+fn validate_secret_bindings(
+    secrets: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+) -> Result<(), ValidationError> {
+    for (var, secret) in secrets {
+        let field = format!("secrets.{var}");
+        validate_env_name(&field, var)?;
+        if env.contains_key(var) {
+            return Err(ValidationError::new(
+                field,
+                "is also a plain environment variable",
+            ));
+        }
+        validate_secret_name(secret).map_err(|e| ValidationError::new(field, e.message))?;
+    }
+    Ok(())
+}
+
+/// Checks a secret name: `[A-Za-z0-9_.-]{1,128}`.
+pub fn validate_secret_name(name: &str) -> Result<(), ValidationError> {
+    if name.is_empty() || name.len() > MAX_SECRET_NAME_LEN {
+        return Err(ValidationError::new(
+            "secret",
+            format!("names must be 1 to {MAX_SECRET_NAME_LEN} characters"),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(ValidationError::new(
+            "secret",
+            "names may only contain letters, digits, '_', '-' and '.'",
         ));
     }
     Ok(())
@@ -461,6 +518,9 @@ pub struct FunctionRecord {
     pub created_at: EpochMillis,
     /// Last change.
     pub updated_at: EpochMillis,
+    /// The number of the last published version (0: none yet).
+    #[serde(default)]
+    pub last_version: u32,
 }
 
 impl FunctionRecord {
@@ -474,7 +534,7 @@ impl FunctionRecord {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}",
+            "{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
             self.code.sha256,
             c.runtime,
             c.handler,
@@ -482,6 +542,7 @@ impl FunctionRecord {
             c.timeout_s,
             c.ephemeral_storage_mb,
             c.network.as_str(),
+            c.secrets,
             env.join("\u{0}")
         )
     }

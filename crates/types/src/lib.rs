@@ -10,13 +10,17 @@
 //! - [`function`]: the user's manifest, the validated [`FunctionConfig`], the stored
 //!   [`FunctionRecord`], runtimes.
 //! - [`execution`]: execution records and their states.
+//! - [`version`]: versions, aliases with weighted routing, qualifiers.
+//! - [`audit`]: audit entries.
 //! - [`api`]: request and response bodies of the HTTP API shared by the server and clients.
 
 pub mod api;
+pub mod audit;
 pub mod error;
 pub mod execution;
 pub mod function;
 pub mod limits;
+pub mod version;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
 pub use execution::{ExecutionRecord, ExecutionStatus, Trigger};

@@ -50,3 +50,11 @@ pub const BILLING_GRANULARITY_MS: u64 = 1;
 pub const DEFAULT_REGION: &str = "local-1";
 /// Default account id in ARNs.
 pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+/// Most functions per project.
+pub const MAX_FUNCTIONS: usize = 1000;
+/// Most published versions kept per function.
+pub const MAX_VERSIONS_PER_FUNCTION: usize = 100;
+/// Longest secret name.
+pub const MAX_SECRET_NAME_LEN: usize = 128;
+/// Largest secret value, bytes.
+pub const MAX_SECRET_BYTES: usize = 32 * 1024;

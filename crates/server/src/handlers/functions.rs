@@ -4,17 +4,20 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use holactl_engine::{Engine, InvokeRequest};
 use holactl_types::api::{
     headers as h, CodeUploaded, CreateFunctionRequest, FunctionList, FunctionView,
     UpdateFunctionRequest,
 };
 use holactl_types::limits::{MAX_CODE_ZIP_BYTES, MAX_SYNC_PAYLOAD_BYTES};
+use holactl_types::version::{split_qualified, Qualifier};
 use holactl_types::{ErrorCode, Trigger};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::extract::{read_limited, Json};
+use crate::router::Actor;
 
 pub async fn upload_code(
     State(engine): State<Engine>,
@@ -43,11 +46,12 @@ pub async fn get_code(
 
 pub async fn create(
     State(engine): State<Engine>,
+    Extension(Actor(actor)): Extension<Actor>,
     Json(req): Json<CreateFunctionRequest>,
 ) -> Result<(StatusCode, axum::Json<FunctionView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        axum::Json(engine.create_function(req).await?),
+        axum::Json(engine.create_function(&actor, req).await?),
     ))
 }
 
@@ -66,17 +70,21 @@ pub async fn get(
 
 pub async fn update(
     State(engine): State<Engine>,
+    Extension(Actor(actor)): Extension<Actor>,
     Path(name): Path<String>,
     Json(req): Json<UpdateFunctionRequest>,
 ) -> Result<axum::Json<FunctionView>, ApiError> {
-    Ok(axum::Json(engine.update_function(&name, req).await?))
+    Ok(axum::Json(
+        engine.update_function(&actor, &name, req).await?,
+    ))
 }
 
 pub async fn delete(
     State(engine): State<Engine>,
+    Extension(Actor(actor)): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    engine.delete_function(&name).await?;
+    engine.delete_function(&actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -85,6 +93,9 @@ pub struct InvokeQuery {
     /// `tail` to get the log's last 4 KB in `X-Hola-Log-Result`.
     #[serde(default)]
     log_type: Option<String>,
+    /// `$LATEST`, a version number or an alias (also `name:qualifier` in the path).
+    #[serde(default)]
+    qualifier: Option<String>,
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -98,6 +109,19 @@ pub async fn invoke(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let (name, path_qualifier) = split_qualified(&name);
+    let qualifier = match (path_qualifier, query.qualifier.as_deref()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid(
+                "qualifier",
+                "the path and ?qualifier= name different qualifiers",
+            ))
+        }
+        (Some(q), _) | (None, Some(q)) => {
+            Some(Qualifier::parse(q).map_err(|e| ApiError::invalid("qualifier", e.message))?)
+        }
+        (None, None) => None,
+    };
     let payload = read_limited(body, MAX_SYNC_PAYLOAD_BYTES, "request payload").await?;
     let log_tail = query
         .log_type
@@ -114,7 +138,8 @@ pub async fn invoke(
     );
     req.log_tail = log_tail;
     req.client_context = header_str(&headers, "x-hola-client-context").map(str::to_owned);
-    let out = engine.invoke(&name, req).await?;
+    req.qualifier = qualifier;
+    let out = engine.invoke(name, req).await?;
     let record = &out.record;
 
     let error_code = record.error.as_ref().map(|e| e.code);

@@ -1,5 +1,8 @@
 //! Request handlers, one file per resource. Each translates HTTP into one engine call.
 
+pub mod audit;
 pub mod executions;
 pub mod functions;
+pub mod secrets;
 pub mod system;
+pub mod versions;

@@ -1,0 +1,348 @@
+//! Secrets: encrypted at rest with ChaCha20-Poly1305 (the secret's name is the associated data,
+//! so a ciphertext cannot be moved to another name), under a master key from
+//! `HOLACTL_MASTER_KEY` (64 hex characters) or a key file created at first start
+//! (`<data-dir>/master.key`, mode 0600). Values reach instances as environment variables and
+//! are never returned by the API.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use holactl_store::StoreError;
+use holactl_types::api::SecretView;
+use holactl_types::function::validate_secret_name;
+use holactl_types::limits::MAX_SECRET_BYTES;
+use holactl_types::FunctionConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::functions::{decode, encode};
+use crate::{now_ms, Engine, EngineError};
+
+const SECRET_PREFIX: &str = "secrets/";
+/// The key file inside the data dir.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Environment variable that carries the master key (hex).
+pub const MASTER_KEY_ENV: &str = "HOLACTL_MASTER_KEY";
+/// What a masked secret looks like in logs.
+pub const MASK: &str = "****";
+
+/// A secret as stored.
+#[derive(Clone, Serialize, Deserialize)]
+struct StoredSecret {
+    name: String,
+    version: u32,
+    created_at: i64,
+    updated_at: i64,
+    nonce: String,
+    ciphertext: String,
+}
+
+fn secret_key(name: &str) -> String {
+    format!("{SECRET_PREFIX}{name}")
+}
+
+/// The master key: from the environment, else the key file (created if missing).
+pub fn load_master_key(data_dir: &Path) -> Result<[u8; 32], EngineError> {
+    let parse = |hex_key: &str, from: &str| -> Result<[u8; 32], EngineError> {
+        hex::decode(hex_key.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                EngineError::Internal(format!("{from} must hold 64 hex characters (32 bytes)"))
+            })
+    };
+    if let Ok(key) = std::env::var(MASTER_KEY_ENV) {
+        return parse(&key, MASTER_KEY_ENV);
+    }
+    let path = data_dir.join(MASTER_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return parse(&text, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(EngineError::Internal(format!("{}: {e}", path.display()))),
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| EngineError::Internal(format!("{}: {e}", path.display())))?;
+    file.write_all(format!("{}\n", hex::encode(key)).as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| EngineError::Internal(format!("{}: {e}", path.display())))?;
+    Ok(key)
+}
+
+fn cipher(key: &[u8; 32]) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(Key::from_slice(key))
+}
+
+fn view(s: &StoredSecret) -> SecretView {
+    SecretView {
+        name: s.name.clone(),
+        version: s.version,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+impl Engine {
+    /// Creates or replaces a secret.
+    pub async fn set_secret(
+        &self,
+        actor: &str,
+        name: &str,
+        value: &str,
+    ) -> Result<SecretView, EngineError> {
+        validate_secret_name(name)?;
+        if value.is_empty() || value.len() > MAX_SECRET_BYTES {
+            return Err(EngineError::invalid(
+                "value",
+                format!("must be 1 to {MAX_SECRET_BYTES} bytes"),
+            ));
+        }
+        let kv = &self.inner.stores.kv;
+        let existing = kv.get(&secret_key(name)).await?;
+        let previous: Option<StoredSecret> =
+            existing.as_ref().map(|e| decode(&e.value)).transpose()?;
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let ciphertext = cipher(&self.inner.master_key)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value.as_bytes(),
+                    aad: name.as_bytes(),
+                },
+            )
+            .map_err(|_| EngineError::Internal("encryption failed".into()))?;
+        let now = now_ms();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stored = StoredSecret {
+            name: name.to_owned(),
+            version: previous.as_ref().map_or(1, |p| p.version + 1),
+            created_at: previous.as_ref().map_or(now, |p| p.created_at),
+            updated_at: now,
+            nonce: b64.encode(nonce),
+            ciphertext: b64.encode(ciphertext),
+        };
+        let bytes = encode(&stored)?;
+        let written = match &existing {
+            Some(e) => kv.update(&secret_key(name), bytes, e.revision).await,
+            None => kv.create(&secret_key(name), bytes).await,
+        };
+        match written {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                return Err(EngineError::Conflict(format!(
+                    "secret {name:?} changed concurrently; try again"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let after = view(&stored);
+        let before = previous.as_ref().map(view);
+        self.audit(
+            actor,
+            "secret.set",
+            None,
+            &format!("secret {name}"),
+            before.as_ref(),
+            Some(&after),
+        )
+        .await;
+        Ok(after)
+    }
+
+    /// Secrets (names and versions, never values).
+    pub async fn list_secrets(&self) -> Result<Vec<SecretView>, EngineError> {
+        let mut out = Vec::new();
+        for (_, e) in self.inner.stores.kv.list(SECRET_PREFIX).await? {
+            out.push(view(&decode::<StoredSecret>(&e.value)?));
+        }
+        Ok(out)
+    }
+
+    /// Deletes a secret; `CONFLICT` while a function binds it.
+    pub async fn delete_secret(&self, actor: &str, name: &str) -> Result<(), EngineError> {
+        let users: Vec<String> = self
+            .list_functions()?
+            .into_iter()
+            .filter(|f| f.config.secrets.values().any(|s| s == name))
+            .map(|f| f.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(EngineError::Conflict(format!(
+                "secret {name:?} is bound by {}",
+                users.join(", ")
+            )));
+        }
+        let kv = &self.inner.stores.kv;
+        let before = kv
+            .get(&secret_key(name))
+            .await?
+            .map(|e| decode::<StoredSecret>(&e.value))
+            .transpose()?
+            .ok_or_else(|| {
+                EngineError::ResourceNotFound(format!("secret {name:?} does not exist"))
+            })?;
+        match kv.delete(&secret_key(name), None).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            actor,
+            "secret.delete",
+            None,
+            &format!("secret {name}"),
+            Some(&view(&before)),
+            None,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Fails with `INVALID_INPUT` when a binding names a secret that does not exist.
+    pub(crate) async fn check_secrets_exist(
+        &self,
+        config: &FunctionConfig,
+    ) -> Result<(), EngineError> {
+        for (var, secret) in &config.secrets {
+            if self
+                .inner
+                .stores
+                .kv
+                .get(&secret_key(secret))
+                .await?
+                .is_none()
+            {
+                return Err(EngineError::invalid(
+                    &format!("secrets.{var}"),
+                    format!("secret {secret:?} does not exist; create it with `holactl lambda secret set {secret}`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The plaintext values of a function's bound secrets, as (variable, value).
+    pub(crate) async fn resolve_secrets(
+        &self,
+        config: &FunctionConfig,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let mut out = Vec::with_capacity(config.secrets.len());
+        for (var, name) in &config.secrets {
+            let stored: StoredSecret = self
+                .inner
+                .stores
+                .kv
+                .get(&secret_key(name))
+                .await?
+                .map(|e| decode(&e.value))
+                .transpose()?
+                .ok_or_else(|| {
+                    EngineError::ResourceNotFound(format!(
+                        "secret {name:?} bound to {var} does not exist"
+                    ))
+                })?;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let nonce = b64
+                .decode(&stored.nonce)
+                .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
+            let ciphertext = b64
+                .decode(&stored.ciphertext)
+                .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
+            if nonce.len() != 12 {
+                return Err(EngineError::Internal("corrupt secret".into()));
+            }
+            let plain = cipher(&self.inner.master_key)
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &ciphertext,
+                        aad: name.as_bytes(),
+                    },
+                )
+                .map_err(|_| {
+                    EngineError::Internal(format!(
+                        "secret {name:?} cannot be decrypted with this master key"
+                    ))
+                })?;
+            let value = String::from_utf8(plain)
+                .map_err(|_| EngineError::Internal("secret is not UTF-8".into()))?;
+            out.push((var.clone(), value));
+        }
+        Ok(out)
+    }
+}
+
+/// Replaces every occurrence of each secret value in `log` with [`MASK`].
+pub fn mask(log: &mut Vec<u8>, secrets: &[String]) {
+    for secret in secrets {
+        let needle = secret.as_bytes();
+        // Very short values would mask ordinary text; they are not worth hiding this way.
+        if needle.len() < 4 {
+            continue;
+        }
+        let mut out = Vec::with_capacity(log.len());
+        let mut i = 0;
+        while i < log.len() {
+            if log[i..].starts_with(needle) {
+                out.extend_from_slice(MASK.as_bytes());
+                i += needle.len();
+            } else {
+                out.push(log[i]);
+                i += 1;
+            }
+        }
+        *log = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_values() {
+        let mut log = b"pw=hunter22 and hunter22 again; ab stays".to_vec();
+        mask(&mut log, &["hunter22".into(), "ab".into()]);
+        assert_eq!(log, b"pw=**** and **** again; ab stays");
+    }
+
+    #[test]
+    fn master_key_file_is_private_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_master_key(dir.path()).unwrap();
+        let b = load_master_key(dir.path()).unwrap();
+        assert_eq!(a, b);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(MASTER_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn ciphertext_is_bound_to_the_name() {
+        let key = [7u8; 32];
+        let nonce = [1u8; 12];
+        let c = cipher(&key)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: b"v",
+                    aad: b"a",
+                },
+            )
+            .unwrap();
+        assert!(cipher(&key)
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &c, aad: b"b" })
+            .is_err());
+    }
+}
