@@ -80,7 +80,10 @@ mod tests {
         let b = zip_dir(dir.path()).unwrap();
         assert_eq!(a, b);
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(a)).unwrap();
-        let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+        let names: Vec<String> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
         assert!(names.contains(&"lib/a.py".to_owned()));
         assert!(!names.iter().any(|n| n.starts_with(".git")));
         let mode = archive.by_name("bootstrap").unwrap().unix_mode().unwrap();
