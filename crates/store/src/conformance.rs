@@ -155,3 +155,80 @@ pub async fn blobs(blobs: &dyn BlobStore) {
     assert!(blobs.get(&missing).await.unwrap().is_none());
     assert!(blobs.get("../../etc/passwd").await.unwrap().is_none());
 }
+
+fn msg(id: &str, at: i64) -> crate::NewMessage {
+    crate::NewMessage {
+        id: id.to_owned(),
+        payload: b(id),
+        not_before: at,
+        enqueued_at: at,
+    }
+}
+
+/// Work queues: ordering, leases and their expiry (redelivery), ack with a lost lease, retry
+/// with delay, dead letters, replay, purge, removal, depth.
+pub async fn queues(q: &dyn crate::WorkQueue) {
+    q.enqueue("a", msg("m1", 0)).await.unwrap();
+    q.enqueue("a", msg("m2", 5)).await.unwrap();
+    q.enqueue("a", msg("m1", 0)).await.unwrap(); // same id: no duplicate
+    q.enqueue("b", msg("other", 0)).await.unwrap();
+    let d = q.depth("a", 1).await.unwrap();
+    assert_eq!((d.ready, d.delayed, d.in_flight), (1, 1, 0));
+
+    // Only visible messages are leased, oldest first.
+    let l = q.lease("a", 10, 100, 1).await.unwrap();
+    assert_eq!(
+        l.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec!["m1"]
+    );
+    assert_eq!(l[0].attempts, 1);
+    assert_eq!(l[0].payload, b("m1"));
+    assert!(q.lease("a", 10, 100, 2).await.unwrap().is_empty());
+    assert_eq!(q.depth("a", 2).await.unwrap().in_flight, 1);
+
+    // An expired lease is redelivered; the old token no longer acks.
+    let batch = q.lease("a", 10, 100, 101).await.unwrap();
+    assert_eq!(batch.len(), 2);
+    let again = batch.iter().find(|m| m.id == "m1").unwrap();
+    assert_eq!(again.attempts, 2);
+    let m2 = batch.iter().find(|m| m.id == "m2").unwrap();
+    q.ack("a", "m2", &m2.token).await.unwrap();
+    assert!(matches!(
+        q.ack("a", "m1", &l[0].token).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Retry with delay, then dead-letter on the next delivery.
+    q.retry("a", "m1", &again.token, 500).await.unwrap();
+    assert_eq!(q.depth("a", 200).await.unwrap().delayed, 1);
+    let third = q.lease("a", 10, 100, 600).await.unwrap();
+    assert_eq!(third.len(), 1);
+    let m1 = &third[0];
+    assert_eq!((m1.id.as_str(), m1.attempts), ("m1", 3));
+    q.dead_letter("a", "m1", &m1.token, "boom", 650)
+        .await
+        .unwrap();
+    let d = q.depth("a", 700).await.unwrap();
+    assert_eq!((d.ready, d.delayed, d.in_flight, d.dead), (0, 0, 0, 1));
+    let dead = q.dead("a", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].attempts, dead[0].reason.as_str()), (3, "boom"));
+    assert_eq!(dead[0].payload, b("m1"));
+
+    // Replay makes it a fresh delivery chain.
+    assert_eq!(q.replay_dead("a", None, 800).await.unwrap(), 1);
+    let replayed = q.lease("a", 10, 100, 800).await.unwrap();
+    assert_eq!((replayed[0].id.as_str(), replayed[0].attempts), ("m1", 1));
+    assert!(q.remove("a", "m1").await.unwrap());
+    assert!(!q.remove("a", "m1").await.unwrap());
+
+    // Purge.
+    q.enqueue("a", msg("m3", 0)).await.unwrap();
+    let l = q.lease("a", 1, 100, 900).await.unwrap();
+    q.dead_letter("a", "m3", &l[0].token, "x", 900)
+        .await
+        .unwrap();
+    assert_eq!(q.purge_dead("a", None, Some(100)).await.unwrap(), 0);
+    assert_eq!(q.purge_dead("a", None, None).await.unwrap(), 1);
+    // Queues are independent.
+    assert_eq!(q.depth("b", 0).await.unwrap().ready, 1);
+}

@@ -7,6 +7,8 @@
 //! - [`ExecutionStore`]: execution records and their captured logs, written in the background
 //!   (group commit) and read back consistently.
 //! - [`BlobStore`]: content-addressed bytes (code packages), addressed by hex sha256.
+//! - [`WorkQueue`]: durable queues with leases, retries and dead letters (async invocations,
+//!   queues, webhook deliveries).
 //! - [`embedded`]: the SQLite backend; one writer thread batches every queued write into one
 //!   transaction, so many small durable writes cost one fsync.
 //! - [`conformance`]: the behaviour every backend must show, as reusable async checks.
@@ -108,6 +110,135 @@ pub trait ExecutionStore: Send + Sync + 'static {
     async fn log(&self, id: &str) -> Result<Option<StoredLog>, StoreError>;
 }
 
+/// A message to add to a work queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewMessage {
+    /// Unique id (also the idempotency key of the enqueue: a second enqueue of the same id in
+    /// the same queue is a no-op).
+    pub id: String,
+    /// The bytes.
+    pub payload: Bytes,
+    /// Not deliverable before this time (epoch ms).
+    pub not_before: i64,
+    /// When it was first accepted (epoch ms); kept across retries and replays.
+    pub enqueued_at: i64,
+}
+
+/// A message handed to a consumer for a limited time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leased {
+    /// Message id.
+    pub id: String,
+    /// The bytes.
+    pub payload: Bytes,
+    /// Deliveries so far, this one included.
+    pub attempts: u32,
+    /// First acceptance time (epoch ms).
+    pub enqueued_at: i64,
+    /// Proof of this lease for ack/retry/dead-letter.
+    pub token: String,
+}
+
+/// A message that exhausted its deliveries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadMessage {
+    /// Message id.
+    pub id: String,
+    /// Queue it died in.
+    pub queue: String,
+    /// The bytes.
+    pub payload: Bytes,
+    /// Deliveries made.
+    pub attempts: u32,
+    /// First acceptance time (epoch ms).
+    pub enqueued_at: i64,
+    /// When it was dead-lettered (epoch ms).
+    pub died_at: i64,
+    /// The last error.
+    pub reason: String,
+}
+
+/// Counts of a queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Deliverable now.
+    pub ready: u64,
+    /// Waiting for their time (retries with backoff).
+    pub delayed: u64,
+    /// Leased to a consumer.
+    pub in_flight: u64,
+    /// Dead-lettered.
+    pub dead: u64,
+    /// Age of the oldest ready message, ms.
+    pub oldest_ready_age_ms: u64,
+}
+
+/// Durable work queues with leases, retries and a dead-letter area.
+///
+/// A message is delivered at least once: a consumer that crashes (or whose lease runs out)
+/// does not ack, and the message becomes deliverable again.
+#[async_trait]
+pub trait WorkQueue: Send + Sync + 'static {
+    /// Adds a message durably (it is on disk when this returns).
+    async fn enqueue(&self, queue: &str, msg: NewMessage) -> Result<(), StoreError>;
+    /// Leases up to `max` deliverable messages for `lease_ms`, oldest first.
+    async fn lease(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Vec<Leased>, StoreError>;
+    /// Extends a lease.
+    async fn extend(
+        &self,
+        queue: &str,
+        id: &str,
+        token: &str,
+        until: i64,
+    ) -> Result<(), StoreError>;
+    /// Removes a delivered message. [`StoreError::Conflict`] if the lease was lost.
+    async fn ack(&self, queue: &str, id: &str, token: &str) -> Result<(), StoreError>;
+    /// Releases a message for another delivery at `not_before`.
+    async fn retry(
+        &self,
+        queue: &str,
+        id: &str,
+        token: &str,
+        not_before: i64,
+    ) -> Result<(), StoreError>;
+    /// Moves a message to the dead-letter area with the reason.
+    async fn dead_letter(
+        &self,
+        queue: &str,
+        id: &str,
+        token: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Removes a message whether leased or not (cancellation); true if it was there.
+    async fn remove(&self, queue: &str, id: &str) -> Result<bool, StoreError>;
+    /// Counts.
+    async fn depth(&self, queue: &str, now: i64) -> Result<QueueDepth, StoreError>;
+    /// Dead messages of a queue, oldest first.
+    async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<DeadMessage>, StoreError>;
+    /// Moves dead messages back into the queue as fresh deliveries (all when `ids` is
+    /// `None`); returns how many.
+    async fn replay_dead(
+        &self,
+        queue: &str,
+        ids: Option<Vec<String>>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+    /// Deletes dead messages (all when `ids` is `None`), or those older than `before`.
+    async fn purge_dead(
+        &self,
+        queue: &str,
+        ids: Option<Vec<String>>,
+        before: Option<i64>,
+    ) -> Result<u64, StoreError>;
+}
+
 /// Content-addressed bytes.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -128,6 +259,8 @@ pub struct Stores {
     pub executions: Arc<dyn ExecutionStore>,
     /// Code packages.
     pub blobs: Arc<dyn BlobStore>,
+    /// Work queues (async invocations, queues, webhooks).
+    pub queues: Arc<dyn WorkQueue>,
     /// Backend name for health output (`embedded`).
     pub backend: &'static str,
 }

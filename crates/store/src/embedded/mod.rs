@@ -5,6 +5,7 @@
 //! round (group commit); readers use their own connection, so reads never wait for fsync.
 
 mod blobs;
+mod queue;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,9 @@ impl EmbeddedStore {
         write_conn
             .execute_batch(SCHEMA)
             .map_err(StoreError::unavailable)?;
+        write_conn
+            .execute_batch(queue::SCHEMA)
+            .map_err(StoreError::unavailable)?;
         let read_conn = open_connection(&db)?;
         let writer = writer::spawn(write_conn)?;
         let store = Arc::new(EmbeddedStore {
@@ -85,6 +89,7 @@ impl EmbeddedStore {
         let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
         Ok(Stores {
             kv: store.clone(),
+            queues: store.clone(),
             executions: store,
             blobs,
             backend: "embedded",
@@ -106,11 +111,11 @@ impl EmbeddedStore {
     }
 
     /// Waits until every write queued before this call is committed.
-    async fn barrier(&self) -> Result<(), StoreError> {
+    pub(super) async fn barrier(&self) -> Result<(), StoreError> {
         self.write(|reply| Op::Barrier { reply }).await.map(|_| ())
     }
 
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -348,6 +353,12 @@ mod tests {
     async fn execution_conformance() {
         let (_dir, stores) = open();
         crate::conformance::executions(stores.executions.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn queue_conformance() {
+        let (_dir, stores) = open();
+        crate::conformance::queues(stores.queues.as_ref()).await;
     }
 
     #[tokio::test]

@@ -41,7 +41,24 @@ pub(super) enum Op {
     Barrier {
         reply: Reply,
     },
+    /// Any other write: runs inside the batch's transaction. An `Err` from SQLite fails the
+    /// batch; a logical failure travels in the inner result.
+    Apply {
+        f: ApplyFn,
+        reply: oneshot::Sender<Result<QueueReply, StoreError>>,
+    },
 }
+
+/// What an [`Op::Apply`] answers.
+#[derive(Debug)]
+pub(super) enum QueueReply {
+    Unit,
+    Count(u64),
+    Leased(Vec<crate::Leased>),
+}
+
+pub(super) type ApplyFn =
+    Box<dyn FnOnce(&Connection) -> rusqlite::Result<Result<QueueReply, StoreError>> + Send>;
 
 pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, StoreError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
@@ -77,10 +94,23 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, S
 fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) {
     let start_revision = *revision;
     let mut replies: Vec<(Reply, Result<u64, StoreError>)> = Vec::with_capacity(batch.len());
+    let mut applied: Vec<(
+        oneshot::Sender<Result<QueueReply, StoreError>>,
+        Result<QueueReply, StoreError>,
+    )> = Vec::new();
     let outcome = (|| -> rusqlite::Result<()> {
-        let tx = conn.transaction()?;
+        let mut tx = conn.transaction()?;
         for op in batch.drain(..) {
-            apply(&tx, revision, op, &mut replies)?;
+            match op {
+                Op::Apply { f, reply } => {
+                    // A savepoint per op: a failing op must not leave partial writes.
+                    let sp = tx.savepoint_with_name("op")?;
+                    let result = f(&sp)?;
+                    sp.commit()?;
+                    applied.push((reply, result));
+                }
+                other => apply(&tx, revision, other, &mut replies)?,
+            }
         }
         if *revision != start_revision {
             tx.execute(
@@ -96,12 +126,20 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) 
             for (reply, result) in replies {
                 let _ = reply.send(result);
             }
+            for (reply, result) in applied {
+                let _ = reply.send(result);
+            }
         }
         Err(err) => {
             *revision = start_revision;
             tracing::error!(error = %err, "store write failed");
+            // Ops not yet applied are dropped with the batch: their callers see the channel
+            // close and report the store unavailable.
             batch.clear();
             for (reply, _) in replies {
+                let _ = reply.send(Err(StoreError::unavailable(&err)));
+            }
+            for (reply, _) in applied {
                 let _ = reply.send(Err(StoreError::unavailable(&err)));
             }
         }
@@ -202,6 +240,9 @@ fn apply(
             }
         }
         Op::Barrier { reply } => replies.push((reply, Ok(0))),
+        Op::Apply { reply, .. } => {
+            let _ = reply.send(Err(StoreError::Unavailable("misrouted write".into())));
+        }
     }
     Ok(())
 }
