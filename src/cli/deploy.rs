@@ -164,6 +164,7 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                         ephemeral_storage_mb,
                         network,
                         secrets: send_secrets.then_some(secrets),
+                        ..Default::default()
                     },
                 )
                 .await?
@@ -185,6 +186,7 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
                     ephemeral_storage_mb,
                     network,
                     secrets: send_secrets.then_some(secrets),
+                    ..Default::default()
                 })
                 .await?
         }

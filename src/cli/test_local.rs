@@ -88,6 +88,7 @@ pub async fn run(g: &GlobalOpts, args: TestArgs) -> anyhow::Result<Outcome> {
                 ephemeral_storage_mb: manifest.ephemeral_storage_mb,
                 network: manifest.network,
                 secrets: None,
+                ..Default::default()
             },
         )
         .await

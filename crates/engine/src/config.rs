@@ -27,6 +27,10 @@ pub struct EngineConfig {
     pub log_cap: usize,
     /// Most processes per instance.
     pub max_pids: u32,
+    /// Asynchronous invocations run at once on this node.
+    pub async_workers: usize,
+    /// First retry delay of a failed async invocation; doubles with each retry.
+    pub retry_base: Duration,
 }
 
 impl EngineConfig {
@@ -42,6 +46,8 @@ impl EngineConfig {
             account_id: limits::DEFAULT_ACCOUNT_ID.to_owned(),
             log_cap: limits::MAX_LOG_BYTES_PER_EXECUTION,
             max_pids: 1024,
+            async_workers: 16,
+            retry_base: Duration::from_secs(1),
         }
     }
 }

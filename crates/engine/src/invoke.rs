@@ -40,6 +40,17 @@ pub struct InvokeRequest {
     pub client_context: Option<String>,
     /// `$LATEST` (default), a version or an alias.
     pub qualifier: Option<Qualifier>,
+    /// The execution id to use (async deliveries keep theirs); a new one when `None`.
+    pub execution_id: Option<String>,
+    /// Which attempt this is (1 for the first).
+    pub attempt: u32,
+    /// When the invocation was first accepted; now when `None`.
+    pub accepted_at: Option<i64>,
+    /// Wait for a concurrency slot instead of failing with `THROTTLED` (async work waits in
+    /// its queue).
+    pub wait_for_capacity: bool,
+    /// Same key, same execution (24 h); `CONFLICT` while the first still runs.
+    pub idempotency_key: Option<String>,
 }
 
 impl InvokeRequest {
@@ -51,6 +62,11 @@ impl InvokeRequest {
             log_tail: false,
             client_context: None,
             qualifier: None,
+            execution_id: None,
+            attempt: 1,
+            accepted_at: None,
+            wait_for_capacity: false,
+            idempotency_key: None,
         }
     }
 }
@@ -345,8 +361,57 @@ impl Engine {
                 limit: MAX_SYNC_PAYLOAD_BYTES,
             });
         }
+        let run = self.resolve(name, req.qualifier.as_ref())?;
+        let mut req = req;
+        let idempotency_key = req.idempotency_key.take();
+        if let Some(key) = &idempotency_key {
+            match self.idempotency_begin(name, key).await? {
+                crate::idempotency::Begin::New(id) => req.execution_id = Some(id),
+                crate::idempotency::Begin::Existing(record) => {
+                    return Ok(InvokeResponse {
+                        body: crate::idempotency::replay_body(&record),
+                        function_error: record.error.as_ref().map(|_| "Unhandled"),
+                        record: *record,
+                        log_tail: None,
+                    })
+                }
+            }
+        }
+        let labels = Metrics::function(name);
+        let _permit = if req.wait_for_capacity {
+            inner
+                .concurrency
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| EngineError::ShuttingDown)?
+        } else {
+            let Ok(permit) = inner.concurrency.clone().try_acquire_owned() else {
+                inner.metrics.throttles.get_or_create(&labels).inc();
+                return Err(EngineError::Throttled(format!(
+                    "account concurrency limit of {} reached",
+                    inner.config.max_concurrency
+                )));
+            };
+            permit
+        };
+        inner.metrics.concurrent.inc();
+        let result = self.invoke_admitted(&run, req).await;
+        inner.metrics.concurrent.dec();
+        if let Some(key) = &idempotency_key {
+            self.idempotency_finish(name, key).await;
+        }
+        result
+    }
+
+    /// What `name` with `qualifier` runs (an alias picks one of its versions by weight).
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        qualifier: Option<&Qualifier>,
+    ) -> Result<Arc<Runnable>, EngineError> {
         let f = self.function_entry(name)?;
-        let run = match &req.qualifier {
+        let run = match qualifier {
             None | Some(Qualifier::Latest) => f.latest.clone(),
             Some(Qualifier::Version(n)) => f
                 .versions
@@ -368,19 +433,7 @@ impl Engine {
                     })?
             }
         };
-        drop(f);
-        let labels = Metrics::function(name);
-        let Ok(_permit) = inner.concurrency.clone().try_acquire_owned() else {
-            inner.metrics.throttles.get_or_create(&labels).inc();
-            return Err(EngineError::Throttled(format!(
-                "account concurrency limit of {} reached",
-                inner.config.max_concurrency
-            )));
-        };
-        inner.metrics.concurrent.inc();
-        let result = self.invoke_admitted(&run, req).await;
-        inner.metrics.concurrent.dec();
-        result
+        Ok(run)
     }
 
     async fn invoke_admitted(
@@ -391,8 +444,13 @@ impl Engine {
         let inner = &self.inner;
         let name = &run.name;
         let config = &run.config;
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let created_at = now_ms();
+        let request_id = req
+            .execution_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let created_at = req.accepted_at.unwrap_or_else(now_ms);
+        let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
+        let _running = crate::cancel::Running::register(self, &request_id, cancel_tx);
 
         let mut worker = match inner.pool.acquire(name, &run.instance_key) {
             Some(worker) => worker,
@@ -424,7 +482,23 @@ impl Engine {
             cognito_identity: None,
         };
         let started_at = now_ms();
-        let mut outcome = worker.instance.invoke(invocation).await;
+        let outcome = tokio::select! {
+            outcome = worker.instance.invoke(invocation) => Some(outcome),
+            _ = cancel_rx => None,
+        };
+        let Some(mut outcome) = outcome else {
+            worker.instance.kill();
+            inner.pool.discard();
+            drop(worker);
+            return Ok(self.cancelled(
+                run,
+                req.trigger,
+                &request_id,
+                created_at,
+                started_at,
+                req.attempt,
+            ));
+        };
         if !worker.secrets.is_empty() {
             crate::secrets::mask(&mut outcome.log.data, &worker.secrets);
         }
@@ -454,7 +528,7 @@ impl Engine {
                 .map(|d| (d.as_secs_f64() * 1_000_000.0).round() / 1000.0),
             cold_start: outcome.cold_start,
             memory_mb: config.memory_mb,
-            attempts: 1,
+            attempts: req.attempt,
             result: None,
             result_truncated: false,
             error,
@@ -517,7 +591,8 @@ impl Engine {
         }
     }
 
-    /// `POST /executions`: runs the function synchronously and returns its execution record.
+    /// `POST /executions`: runs the function (synchronously, or queued when `async`) and
+    /// returns its execution record.
     pub async fn start_execution(
         &self,
         req: StartExecutionRequest,
@@ -526,10 +601,24 @@ impl Engine {
             Some(v) => Bytes::from(v.to_string()),
             None => Bytes::from_static(b"{}"),
         };
-        let resp = self
-            .invoke(&req.function, InvokeRequest::new(payload, Trigger::Api))
-            .await?;
-        Ok(resp.record)
+        let qualifier = req.qualifier.as_deref().map(Qualifier::parse).transpose()?;
+        if req.asynchronous {
+            return self
+                .invoke_async(
+                    &req.function,
+                    crate::AsyncRequest {
+                        payload,
+                        qualifier,
+                        trigger: Trigger::Api,
+                        idempotency_key: req.idempotency_key,
+                    },
+                )
+                .await;
+        }
+        let mut invoke = InvokeRequest::new(payload, Trigger::Api);
+        invoke.qualifier = qualifier;
+        invoke.idempotency_key = req.idempotency_key;
+        Ok(self.invoke(&req.function, invoke).await?.record)
     }
 
     /// One execution.

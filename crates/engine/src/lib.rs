@@ -15,12 +15,15 @@
 //! - [`auth`]: the admin token.
 //! - [`config`], [`error`]: configuration and [`EngineError`].
 
+pub mod asynchronous;
 pub mod audit;
 pub mod auth;
+pub(crate) mod cancel;
 pub mod code;
 pub mod config;
 pub mod error;
 pub mod functions;
+pub mod idempotency;
 pub mod invoke;
 pub mod metrics;
 pub mod pool;
@@ -38,6 +41,7 @@ use holactl_types::api::{Health, RuntimeResolution};
 use holactl_types::{FunctionRecord, RuntimeFamily};
 use tokio::sync::Semaphore;
 
+pub use asynchronous::AsyncRequest;
 pub use config::EngineConfig;
 pub use error::EngineError;
 pub use invoke::{InvokeRequest, InvokeResponse};
@@ -85,6 +89,14 @@ pub(crate) struct Inner {
     pub started: Instant,
     pub shutting_down: AtomicBool,
     pub reaper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Cancel handles of executions running on this node.
+    pub running: Mutex<HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+    /// Executions cancelled while being handed to a worker.
+    pub cancelled: Mutex<std::collections::HashSet<String>>,
+    /// Wakes the async dispatcher when work is enqueued.
+    pub async_work: tokio::sync::Notify,
+    /// Background tasks stopped at shutdown.
+    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     pub warnings: Vec<String>,
 }
 
@@ -165,11 +177,16 @@ impl Engine {
                 started: Instant::now(),
                 shutting_down: AtomicBool::new(false),
                 reaper: Mutex::new(None),
+                running: Mutex::new(HashMap::new()),
+                cancelled: Mutex::new(std::collections::HashSet::new()),
+                async_work: tokio::sync::Notify::new(),
+                tasks: Mutex::new(Vec::new()),
                 warnings,
             }),
         };
         engine.load_functions().await?;
         engine.start_reaper();
+        engine.start_async_workers();
         Ok(engine)
     }
 
@@ -220,6 +237,11 @@ impl Engine {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
         if let Ok(mut reaper) = self.inner.reaper.lock() {
             if let Some(task) = reaper.take() {
+                task.abort();
+            }
+        }
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            for task in tasks.drain(..) {
                 task.abort();
             }
         }

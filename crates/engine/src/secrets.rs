@@ -169,12 +169,25 @@ impl Engine {
 
     /// Deletes a secret; `CONFLICT` while a function binds it.
     pub async fn delete_secret(&self, actor: &str, name: &str) -> Result<(), EngineError> {
-        let users: Vec<String> = self
-            .list_functions()?
-            .into_iter()
-            .filter(|f| f.config.secrets.values().any(|s| s == name))
-            .map(|f| f.name)
-            .collect();
+        let users: Vec<String> = {
+            let functions = self
+                .inner
+                .functions
+                .read()
+                .map_err(|_| EngineError::Internal("lock poisoned".into()))?;
+            let mut users = Vec::new();
+            for f in functions.values() {
+                if f.record.config.secrets.values().any(|s| s == name) {
+                    users.push(f.record.name.clone());
+                }
+                for (n, (v, _)) in &f.versions {
+                    if v.config.secrets.values().any(|s| s == name) {
+                        users.push(format!("{}:{n}", f.record.name));
+                    }
+                }
+            }
+            users
+        };
         if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
                 "secret {name:?} is bound by {}",

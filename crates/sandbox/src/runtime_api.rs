@@ -315,7 +315,13 @@ async fn post_result(state: &ApiState, id: String, req: Request<Incoming>, is_er
             )
         }
         Ok(body) if is_error => {
-            let error_type = error_type.unwrap_or_else(|| error_type_of(&body));
+            // The body's errorType names the exception; the header only says Unhandled.
+            let from_body = error_type_of(&body);
+            let error_type = if from_body != "Runtime.Unknown" {
+                from_body
+            } else {
+                error_type.unwrap_or(from_body)
+            };
             let _ = reply.send(RuntimeReply::Error { error_type, body });
             accepted()
         }

@@ -59,6 +59,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_limited(req.into_body(), MAX_JSON_BYTES, "request body").await?;
+        // An empty body stands for `{}` (requests whose fields are all optional).
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return parse_json(b"{}").map(Json);
+        }
         parse_json(&bytes).map(Json)
     }
 }

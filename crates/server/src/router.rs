@@ -9,7 +9,7 @@ use holactl_engine::Engine;
 use holactl_types::ErrorCode;
 
 use crate::error::ApiError;
-use crate::handlers::{audit, executions, functions, secrets, system, versions};
+use crate::handlers::{audit, dlq, executions, functions, secrets, system, versions};
 
 /// Who is making a request, as established by the auth layer.
 #[derive(Clone, Debug)]
@@ -55,6 +55,12 @@ pub fn router(engine: Engine) -> Router {
             "/api/v1/functions/{name}/aliases/{alias}/shift",
             post(versions::shift_alias),
         )
+        .route(
+            "/api/v1/functions/{name}/dlq",
+            get(dlq::list).delete(dlq::purge),
+        )
+        .route("/api/v1/functions/{name}/dlq/replay", post(dlq::replay))
+        .route("/api/v1/functions/{name}/dlq/{id}", get(dlq::get))
         .route("/api/v1/secrets", get(secrets::list))
         .route(
             "/api/v1/secrets/{name}",
@@ -65,7 +71,10 @@ pub fn router(engine: Engine) -> Router {
             "/api/v1/executions",
             post(executions::start).get(executions::list),
         )
-        .route("/api/v1/executions/{id}", get(executions::get))
+        .route(
+            "/api/v1/executions/{id}",
+            get(executions::get).delete(executions::cancel),
+        )
         .route("/api/v1/executions/{id}/logs", get(executions::logs))
         .route_layer(middleware::from_fn_with_state(
             engine.clone(),

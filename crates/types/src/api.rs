@@ -32,6 +32,10 @@ pub mod headers {
     pub const LOG_RESULT: &str = "x-hola-log-result";
     /// Set when the captured log was truncated.
     pub const LOG_TRUNCATED: &str = "x-hola-log-truncated";
+    /// Request: `Event` for an asynchronous invocation (as Lambda's `X-Amz-Invocation-Type`).
+    pub const INVOCATION_TYPE: &str = "x-invocation-type";
+    /// Request: the same key gives the same execution (24 h).
+    pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 }
 
 /// `POST /api/v1/functions`.
@@ -69,6 +73,12 @@ pub struct CreateFunctionRequest {
     /// Secret bindings: variable name → secret name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<BTreeMap<String, String>>,
+    /// Retries of failed async invocations (0–2, default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_attempts: Option<u32>,
+    /// Maximum age of an async event, seconds (60–21600, default 21600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_age_s: Option<u32>,
 }
 
 impl CreateFunctionRequest {
@@ -84,6 +94,8 @@ impl CreateFunctionRequest {
             ephemeral_storage_mb: self.ephemeral_storage_mb,
             network: self.network,
             secrets: self.secrets.clone(),
+            max_retry_attempts: self.max_retry_attempts,
+            max_event_age_s: self.max_event_age_s,
         }
     }
 }
@@ -122,6 +134,12 @@ pub struct UpdateFunctionRequest {
     /// Replaces every secret binding when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<BTreeMap<String, String>>,
+    /// New retries of failed async invocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_attempts: Option<u32>,
+    /// New maximum age of an async event, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_age_s: Option<u32>,
 }
 
 impl UpdateFunctionRequest {
@@ -137,6 +155,8 @@ impl UpdateFunctionRequest {
             ephemeral_storage_mb: self.ephemeral_storage_mb,
             network: self.network,
             secrets: self.secrets.clone(),
+            max_retry_attempts: self.max_retry_attempts,
+            max_event_age_s: self.max_event_age_s,
         }
     }
 }
@@ -203,6 +223,15 @@ pub struct StartExecutionRequest {
     /// The event (any JSON).
     #[serde(default)]
     pub payload: Option<serde_json::Value>,
+    /// `$LATEST`, a version or an alias.
+    #[serde(default)]
+    pub qualifier: Option<String>,
+    /// Queue it and answer 202 at once instead of waiting for the result.
+    #[serde(default, rename = "async")]
+    pub asynchronous: bool,
+    /// Same key, same execution (24 h).
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// `GET /api/v1/executions`.
@@ -378,4 +407,61 @@ pub struct SecretList {
 pub struct AuditList {
     /// Oldest first.
     pub entries: Vec<crate::audit::AuditEntry>,
+}
+
+/// A dead-lettered asynchronous event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    /// The dead execution's id (also the DLQ entry's id).
+    pub id: String,
+    /// Function name.
+    pub function: String,
+    /// Qualifier it was invoked with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qualifier: Option<String>,
+    /// The event.
+    pub payload: serde_json::Value,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Accepted at (epoch ms).
+    pub enqueued_at: EpochMillis,
+    /// Dead-lettered at (epoch ms).
+    pub died_at: EpochMillis,
+    /// Kept until (epoch ms).
+    pub expires_at: EpochMillis,
+    /// The last error.
+    pub reason: String,
+}
+
+/// `GET /api/v1/functions/{name}/dlq`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeadLetterList {
+    /// Oldest first.
+    pub entries: Vec<DeadLetterView>,
+}
+
+/// `POST /api/v1/functions/{name}/dlq/replay`: `ids`, or `all`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// These entries.
+    #[serde(default)]
+    pub ids: Option<Vec<String>>,
+    /// Every entry of the function.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The answer of a replay: the new executions started.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplayResult {
+    /// (dead entry id, new execution id).
+    pub replayed: Vec<(String, String)>,
+}
+
+/// `DELETE /api/v1/functions/{name}/dlq`: how many entries were removed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PurgeResult {
+    /// Entries removed.
+    pub purged: u64,
 }

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     LimitExceeded,
     /// No such version, alias or secret.
     ResourceNotFound,
+    /// The execution was cancelled.
+    Cancelled,
     /// The runtime a function asks for is not installed on this host.
     RuntimeUnavailable,
     /// The HTTP method is not allowed on that path.
@@ -45,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Unauthorized,
         ErrorCode::FunctionNotFound,
         ErrorCode::ExecutionNotFound,
@@ -59,6 +61,7 @@ impl ErrorCode {
         ErrorCode::Throttled,
         ErrorCode::LimitExceeded,
         ErrorCode::ResourceNotFound,
+        ErrorCode::Cancelled,
         ErrorCode::RuntimeUnavailable,
         ErrorCode::MethodNotAllowed,
         ErrorCode::ServiceUnavailable,
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::Throttled => "THROTTLED",
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
             ErrorCode::ResourceNotFound => "RESOURCE_NOT_FOUND",
+            ErrorCode::Cancelled => "CANCELLED",
             ErrorCode::RuntimeUnavailable => "RUNTIME_UNAVAILABLE",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
@@ -97,6 +101,7 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::ResourceNotFound => 404,
             ErrorCode::LimitExceeded => 400,
+            ErrorCode::Cancelled => 409,
             ErrorCode::InvalidInput => 400,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::Conflict => 409,

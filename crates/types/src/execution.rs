@@ -66,6 +66,14 @@ pub enum Trigger {
     Api,
     /// `holactl lambda test --local`.
     Local,
+    /// An asynchronous invocation (`X-Invocation-Type: Event`, `invoke --async`).
+    Async,
+    /// A schedule fired.
+    Schedule,
+    /// An event-source mapping delivered queue messages.
+    Queue,
+    /// A signed webhook delivery.
+    Webhook,
 }
 
 /// Why an execution failed, as recorded and returned.

@@ -151,6 +151,24 @@ impl Network {
     }
 }
 
+/// What happens to failed asynchronous invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AsyncConfig {
+    /// Retries after the first attempt (0–2).
+    pub max_retry_attempts: u32,
+    /// Events older than this (seconds, 60–21600) are not run again but dead-lettered.
+    pub max_event_age_s: u32,
+}
+
+impl Default for AsyncConfig {
+    fn default() -> Self {
+        AsyncConfig {
+            max_retry_attempts: DEFAULT_MAX_RETRY_ATTEMPTS,
+            max_event_age_s: MAX_EVENT_AGE_S,
+        }
+    }
+}
+
 fn default_ephemeral_storage() -> u32 {
     DEFAULT_EPHEMERAL_STORAGE_MB
 }
@@ -209,6 +227,9 @@ pub struct FunctionConfig {
     /// Secrets bound as environment variables: variable name → secret name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<String, String>,
+    /// Retries and event age of asynchronous invocations.
+    #[serde(default, rename = "async")]
+    pub async_config: AsyncConfig,
 }
 
 /// Optional configuration fields, as in a create or update request.
@@ -242,6 +263,12 @@ pub struct ConfigPatch {
     /// Replaces all secret bindings when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<BTreeMap<String, String>>,
+    /// New async retry count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retry_attempts: Option<u32>,
+    /// New maximum event age, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_event_age_s: Option<u32>,
 }
 
 impl ConfigPatch {
@@ -271,6 +298,12 @@ impl ConfigPatch {
                 .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_MB),
             network: self.network.unwrap_or_default(),
             secrets: self.secrets.unwrap_or_default(),
+            async_config: AsyncConfig {
+                max_retry_attempts: self
+                    .max_retry_attempts
+                    .unwrap_or(DEFAULT_MAX_RETRY_ATTEMPTS),
+                max_event_age_s: self.max_event_age_s.unwrap_or(MAX_EVENT_AGE_S),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -305,6 +338,12 @@ impl ConfigPatch {
         }
         if let Some(secrets) = self.secrets {
             next.secrets = secrets;
+        }
+        if let Some(n) = self.max_retry_attempts {
+            next.async_config.max_retry_attempts = n;
+        }
+        if let Some(age) = self.max_event_age_s {
+            next.async_config.max_event_age_s = age;
         }
         next.validate()?;
         Ok(next)
@@ -361,6 +400,18 @@ impl FunctionConfig {
                     "{} is outside {MIN_EPHEMERAL_STORAGE_MB}..={MAX_EPHEMERAL_STORAGE_MB} MB",
                     self.ephemeral_storage_mb
                 ),
+            ));
+        }
+        if self.async_config.max_retry_attempts > MAX_RETRY_ATTEMPTS {
+            return Err(ValidationError::new(
+                "max_retry_attempts",
+                format!("must be 0 to {MAX_RETRY_ATTEMPTS}"),
+            ));
+        }
+        if !(MIN_EVENT_AGE_S..=MAX_EVENT_AGE_S).contains(&self.async_config.max_event_age_s) {
+            return Err(ValidationError::new(
+                "max_event_age_s",
+                format!("must be {MIN_EVENT_AGE_S} to {MAX_EVENT_AGE_S} seconds"),
             ));
         }
         if self.description.chars().count() > MAX_DESCRIPTION_LEN {

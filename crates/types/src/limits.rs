@@ -58,3 +58,17 @@ pub const MAX_VERSIONS_PER_FUNCTION: usize = 100;
 pub const MAX_SECRET_NAME_LEN: usize = 128;
 /// Largest secret value, bytes.
 pub const MAX_SECRET_BYTES: usize = 32 * 1024;
+/// Default retries of a failed asynchronous invocation.
+pub const DEFAULT_MAX_RETRY_ATTEMPTS: u32 = 2;
+/// Most retries of a failed asynchronous invocation.
+pub const MAX_RETRY_ATTEMPTS: u32 = 2;
+/// Shortest maximum event age, seconds.
+pub const MIN_EVENT_AGE_S: u32 = 60;
+/// Longest (and default) maximum event age: 6 hours.
+pub const MAX_EVENT_AGE_S: u32 = 21_600;
+/// How long dead-lettered events are kept: 14 days.
+pub const DLQ_RETENTION_S: u64 = 14 * 24 * 3600;
+/// How long an idempotency key remembers its execution: 24 hours.
+pub const IDEMPOTENCY_TTL_S: u64 = 24 * 3600;
+/// Longest idempotency key.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;

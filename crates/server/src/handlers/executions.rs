@@ -26,8 +26,21 @@ pub async fn start(
     )
     .await?;
     let req: StartExecutionRequest = parse_json(&bytes)?;
+    let asynchronous = req.asynchronous;
     let record = engine.start_execution(req).await?;
-    Ok((StatusCode::OK, axum::Json(record)))
+    let status = if asynchronous {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(record)))
+}
+
+pub async fn cancel(
+    State(engine): State<Engine>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ExecutionRecord>, ApiError> {
+    Ok(axum::Json(engine.cancel_execution(&id).await?))
 }
 
 #[derive(Debug, Deserialize)]

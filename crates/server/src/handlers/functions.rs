@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use holactl_engine::{Engine, InvokeRequest};
+use holactl_engine::{AsyncRequest, Engine, InvokeRequest};
 use holactl_types::api::{
     headers as h, CodeUploaded, CreateFunctionRequest, FunctionList, FunctionView,
     UpdateFunctionRequest,
@@ -139,6 +139,35 @@ pub async fn invoke(
     req.log_tail = log_tail;
     req.client_context = header_str(&headers, "x-hola-client-context").map(str::to_owned);
     req.qualifier = qualifier;
+    req.idempotency_key = header_str(&headers, h::IDEMPOTENCY_KEY).map(str::to_owned);
+    let asynchronous = match header_str(&headers, h::INVOCATION_TYPE) {
+        None | Some("RequestResponse") => false,
+        Some("Event") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "x-invocation-type",
+                format!("{other:?} is not RequestResponse or Event"),
+            ))
+        }
+    };
+    if asynchronous {
+        let record = engine
+            .invoke_async(
+                name,
+                AsyncRequest {
+                    payload: req.payload,
+                    qualifier: req.qualifier,
+                    trigger: Trigger::Async,
+                    idempotency_key: req.idempotency_key,
+                },
+            )
+            .await?;
+        let mut resp = (StatusCode::ACCEPTED, axum::Json(&record)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&record.id) {
+            resp.headers_mut().insert(h::EXECUTION_ID, v);
+        }
+        return Ok(resp);
+    }
     let out = engine.invoke(name, req).await?;
     let record = &out.record;
 

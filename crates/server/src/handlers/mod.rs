@@ -1,6 +1,7 @@
 //! Request handlers, one file per resource. Each translates HTTP into one engine call.
 
 pub mod audit;
+pub mod dlq;
 pub mod executions;
 pub mod functions;
 pub mod secrets;
