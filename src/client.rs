@@ -13,9 +13,10 @@ use serde::Serialize;
 
 use holactl_types::api::{
     headers as h, AliasList, AliasView, AuditList, CodeUploaded, CreateFunctionRequest,
-    ExecutionList, ExecutionLogs, FunctionList, FunctionView, Health, PublishVersionRequest,
-    SecretList, SecretView, SetAliasRequest, SetSecretRequest, ShiftAliasRequest,
-    UpdateFunctionRequest, VersionList, VersionView,
+    DeadLetterList, DeadLetterView, ExecutionList, ExecutionLogs, FunctionList, FunctionView,
+    Health, PublishVersionRequest, PurgeResult, ReplayRequest, ReplayResult, SecretList,
+    SecretView, SetAliasRequest, SetSecretRequest, ShiftAliasRequest, UpdateFunctionRequest,
+    VersionList, VersionView,
 };
 use holactl_types::{ErrorBody, ExecutionRecord};
 
@@ -355,16 +356,29 @@ impl Client {
         payload: Bytes,
         log_tail: bool,
     ) -> Result<Invoked, ClientError> {
-        let headers: &[(&str, &str)] = if log_tail {
-            &[(h::LOG_TYPE, "Tail")]
-        } else {
-            &[]
-        };
+        self.invoke_with_key(name, payload, log_tail, None).await
+    }
+
+    /// [`Client::invoke`] with an idempotency key.
+    pub async fn invoke_with_key(
+        &self,
+        name: &str,
+        payload: Bytes,
+        log_tail: bool,
+        idempotency_key: Option<&str>,
+    ) -> Result<Invoked, ClientError> {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if log_tail {
+            headers.push((h::LOG_TYPE, "Tail"));
+        }
+        if let Some(k) = idempotency_key {
+            headers.push((h::IDEMPOTENCY_KEY, k));
+        }
         let answer = self
             .send(
                 Method::POST,
                 &format!("/api/v1/functions/{name}/invoke"),
-                headers,
+                &headers,
                 Some(("application/json", full(payload))),
             )
             .await?;
@@ -532,6 +546,81 @@ impl Client {
             path.push_str(&format!("&since={s}"));
         }
         self.json(Method::GET, &path, None).await
+    }
+
+    /// Queues an asynchronous invocation (`X-Invocation-Type: Event`); answers the pending
+    /// execution.
+    pub async fn invoke_async(
+        &self,
+        name: &str,
+        payload: Bytes,
+        idempotency_key: Option<&str>,
+    ) -> Result<ExecutionRecord, ClientError> {
+        let mut headers = vec![(h::INVOCATION_TYPE, "Event")];
+        if let Some(k) = idempotency_key {
+            headers.push((h::IDEMPOTENCY_KEY, k));
+        }
+        let answer = self
+            .send(
+                Method::POST,
+                &format!("/api/v1/functions/{name}/invoke"),
+                &headers,
+                Some(("application/json", full(payload))),
+            )
+            .await?;
+        if answer.status != StatusCode::ACCEPTED {
+            return Err(Self::api_error(&answer));
+        }
+        serde_json::from_slice(&answer.body).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `DELETE /api/v1/executions/{id}`.
+    pub async fn cancel_execution(&self, id: &str) -> Result<ExecutionRecord, ClientError> {
+        self.json(Method::DELETE, &format!("/api/v1/executions/{id}"), None)
+            .await
+    }
+
+    /// `GET /api/v1/functions/{name}/dlq`.
+    pub async fn dead_letters(&self, name: &str) -> Result<DeadLetterList, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/functions/{name}/dlq"), None)
+            .await
+    }
+
+    /// `GET /api/v1/functions/{name}/dlq/{id}`.
+    pub async fn dead_letter(&self, name: &str, id: &str) -> Result<DeadLetterView, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/dlq/{id}"),
+            None,
+        )
+        .await
+    }
+
+    /// `POST /api/v1/functions/{name}/dlq/replay`.
+    pub async fn replay_dead_letters(
+        &self,
+        name: &str,
+        req: &ReplayRequest,
+    ) -> Result<ReplayResult, ClientError> {
+        self.json(
+            Method::POST,
+            &format!("/api/v1/functions/{name}/dlq/replay"),
+            Some(Self::encode(req)?),
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/functions/{name}/dlq[?id=]`.
+    pub async fn purge_dead_letters(
+        &self,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<PurgeResult, ClientError> {
+        let path = match id {
+            Some(id) => format!("/api/v1/functions/{name}/dlq?id={id}"),
+            None => format!("/api/v1/functions/{name}/dlq"),
+        };
+        self.json(Method::DELETE, &path, None).await
     }
 
     /// `GET /api/v1/executions`.

@@ -31,6 +31,12 @@ pub struct InvokeArgs {
     /// Also print the execution's log tail.
     #[arg(long, value_enum, default_value = "none")]
     pub log_type: LogType,
+    /// Queue the invocation and return at once with its execution id (202).
+    #[arg(long = "async")]
+    pub asynchronous: bool,
+    /// The same key gives the same execution for 24 hours.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 /// Reads `--payload`: inline JSON or `@file`.
@@ -54,6 +60,25 @@ pub fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {
 pub async fn run(g: &GlobalOpts, args: InvokeArgs) -> anyhow::Result<Outcome> {
     let payload = read_payload(&args.payload)?;
     let client = g.client()?;
+    if args.asynchronous {
+        let name = match &args.qualifier {
+            Some(q) => format!("{}:{q}", args.name),
+            None => args.name.clone(),
+        };
+        let record = client
+            .invoke_async(&name, Bytes::from(payload), args.idempotency_key.as_deref())
+            .await?;
+        if g.output == OutputFormat::Json {
+            output::json(&record)?;
+        } else {
+            println!("{}", record.id);
+            eprintln!(
+                "Queued: follow it with `holactl lambda executions get {}`",
+                record.id
+            );
+        }
+        return Ok(Outcome::Success);
+    }
     let invoked = client
         .invoke(
             &args.name,

@@ -15,6 +15,9 @@ pub struct LogsArgs {
     /// How many recent executions to show (oldest first).
     #[arg(long, default_value_t = 10)]
     pub limit: usize,
+    /// Keep printing the logs of new executions as they finish (Ctrl-C to stop).
+    #[arg(short, long, conflicts_with = "execution")]
+    pub follow: bool,
 }
 
 /// Prints the function's logs, Lambda style (START / output / END / REPORT).
@@ -44,6 +47,8 @@ pub async fn run(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<Outcome> {
         }
         logs.push(log);
     }
+    let mut seen: std::collections::HashSet<String> =
+        logs.iter().map(|l| l.execution_id.clone()).collect();
     if g.output == OutputFormat::Json {
         output::json(&logs)?;
     } else {
@@ -51,5 +56,30 @@ pub async fn run(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<Outcome> {
             print!("{}", log.log);
         }
     }
-    Ok(Outcome::Success)
+    if !args.follow {
+        return Ok(Outcome::Success);
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(Outcome::Success),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+        let mut fresh = client
+            .list_executions(Some(&args.name), 100)
+            .await?
+            .executions;
+        fresh.retain(|e| e.status.is_final() && !seen.contains(&e.id));
+        fresh.reverse();
+        for e in fresh {
+            let log = client.execution_logs(&e.id).await?;
+            seen.insert(e.id);
+            if g.output == OutputFormat::Json {
+                println!("{}", serde_json::to_string(&log)?);
+            } else {
+                print!("{}", log.log);
+            }
+            use std::io::Write;
+            std::io::stdout().flush()?;
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod alias;
 mod audit;
 mod delete;
 mod deploy;
+mod dlq;
 mod executions;
 mod get;
 mod init;
@@ -16,6 +17,7 @@ mod publish_version;
 mod secret;
 pub mod serve;
 mod test_local;
+mod update;
 mod versions;
 
 use std::path::PathBuf;
@@ -100,7 +102,7 @@ pub enum LambdaCommand {
     Delete(delete::DeleteArgs),
     /// Show a function's logs.
     Logs(logs::LogsArgs),
-    /// List a function's executions.
+    /// List a function's executions, or get/cancel one.
     Executions(executions::ExecutionsArgs),
     /// Run a function from a local directory, without a server.
     Test(test_local::TestArgs),
@@ -119,6 +121,11 @@ pub enum LambdaCommand {
     Secret(secret::SecretCommand),
     /// Show the audit trail of changes.
     Audit(audit::AuditArgs),
+    /// Change a function's configuration without new code.
+    Update(update::UpdateArgs),
+    /// Inspect, replay or purge a function's dead-lettered async events.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 /// The per-user data dir: `$HOLACTL_DATA_DIR`, else `$XDG_DATA_HOME/holactl`, else
@@ -179,5 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Alias(c) => alias::run(g, c).await,
         LambdaCommand::Secret(c) => secret::run(g, c).await,
         LambdaCommand::Audit(a) => audit::run(g, a).await,
+        LambdaCommand::Update(a) => update::run(g, a).await,
+        LambdaCommand::Dlq(c) => dlq::run(g, c).await,
     }
 }
