@@ -1,0 +1,21 @@
+//! End-to-end tests of holactl: each test starts the real binary (`holactl lambda serve`) on a
+//! free port with its own temporary data dir and drives it as a user would, through the CLI and
+//! the HTTP API (via the typed client). One test binary; one module per area.
+
+mod util;
+
+mod api;
+mod auth;
+mod awslambdaric;
+mod bad_input;
+mod errors;
+mod events;
+mod isolation;
+mod local_test;
+mod logs;
+mod quickstart;
+mod secrets;
+mod shutdown;
+mod timeout;
+mod versions;
+mod warm;
