@@ -45,7 +45,7 @@ pub(super) enum Op {
     /// batch; a logical failure travels in the inner result.
     Apply {
         f: ApplyFn,
-        reply: oneshot::Sender<Result<QueueReply, StoreError>>,
+        reply: ApplyReply,
     },
 }
 
@@ -56,6 +56,8 @@ pub(super) enum QueueReply {
     Count(u64),
     Leased(Vec<crate::Leased>),
 }
+
+type ApplyReply = oneshot::Sender<Result<QueueReply, StoreError>>;
 
 pub(super) type ApplyFn =
     Box<dyn FnOnce(&Connection) -> rusqlite::Result<Result<QueueReply, StoreError>> + Send>;
@@ -94,10 +96,7 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, S
 fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) {
     let start_revision = *revision;
     let mut replies: Vec<(Reply, Result<u64, StoreError>)> = Vec::with_capacity(batch.len());
-    let mut applied: Vec<(
-        oneshot::Sender<Result<QueueReply, StoreError>>,
-        Result<QueueReply, StoreError>,
-    )> = Vec::new();
+    let mut applied: Vec<(ApplyReply, Result<QueueReply, StoreError>)> = Vec::new();
     let outcome = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction()?;
         for op in batch.drain(..) {

@@ -1,0 +1,592 @@
+//! End-to-end invoke benchmark: `cargo bench --bench invoke`.
+//!
+//! Starts the real `holactl lambda serve` on a free loopback port with a fresh data dir,
+//! deploys three no-op functions (Python 3.11, Node.js 20, and the std-only Rust runtime of
+//! `crates/testfn` as a `provided` function) and measures through the HTTP API with the typed
+//! client ([`holactl::client::Client`], one keep-alive connection, requests one at a time):
+//!
+//! - warm invoke latency per runtime, next to a bare loopback HTTP round trip to a trivial
+//!   hyper server in this process answering `{}` (same client, same request);
+//! - cold starts per runtime, forced by changing the function's environment (`PATCH`) before
+//!   each sample, next to the bare start of the interpreter itself.
+//!
+//! The Rust runtime is built first with `cargo build --release -p holactl-testfn` (a no-op when
+//! up to date) and taken from the same target directory as the `holactl` binary under test.
+//!
+//! Sample counts can be changed with `HOLA_BENCH_WARM` (default 2000), `HOLA_BENCH_WARMUP`
+//! (100) and `HOLA_BENCH_COLD` (30).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use bytes::Bytes;
+use holactl::client::{Client, Invoked};
+use holactl_sandbox::cgroup::Hierarchy;
+use holactl_sandbox::{IsolationLevel, SandboxConfig};
+use holactl_types::api::{headers as h, CreateFunctionRequest, UpdateFunctionRequest};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// A function under test.
+struct Fixture {
+    /// Row label.
+    label: &'static str,
+    /// Function name on the server.
+    name: &'static str,
+    runtime: &'static str,
+    handler: &'static str,
+    /// Files of the package: (path, contents, executable).
+    files: Vec<(&'static str, Vec<u8>, bool)>,
+    /// The bare start it is compared with: (label, program, args).
+    bare: (&'static str, &'static str, &'static [&'static str]),
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// Nearest-rank percentile of sorted samples.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Milliseconds, with µs resolution below 10 ms.
+fn fmt_ms(v: f64) -> String {
+    if v.is_nan() {
+        "–".to_owned()
+    } else if v.abs() < 10.0 {
+        format!("{v:.3} ms")
+    } else {
+        format!("{v:.1} ms")
+    }
+}
+
+/// The server under test, killed when dropped.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    /// SIGTERM first, so the server stops its instances and removes their cgroups.
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Builds the no-op Rust runtime and returns its path.
+fn build_noop_runtime(holactl: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "holactl-testfn"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .context("running cargo build -p holactl-testfn")?;
+    ensure!(status.success(), "cargo build -p holactl-testfn failed");
+    let bin = holactl
+        .parent()
+        .context("holactl binary has no parent dir")?
+        .join("holactl-noop-runtime");
+    ensure!(bin.is_file(), "{} was not built", bin.display());
+    Ok(bin)
+}
+
+async fn start_server(holactl: &Path, data_dir: &Path) -> anyhow::Result<(Server, Client)> {
+    let port = free_port()?;
+    let log = data_dir.with_extension("log");
+    let out = std::fs::File::create(&log)?;
+    let child = Command::new(holactl)
+        .args(["lambda", "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("HOLACTL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting {}", holactl.display()))?;
+    let mut server = Server { child, log };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let probe = Client::new(&endpoint, None)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if probe.health().await.is_ok() {
+            break;
+        }
+        if let Some(status) = server.child.try_wait()? {
+            bail!("server exited ({status}):\n{}", server.log_tail());
+        }
+        if Instant::now() > deadline {
+            bail!("server not healthy after 30 s:\n{}", server.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let token = std::fs::read_to_string(data_dir.join("admin.token"))
+        .context("reading admin.token")?
+        .trim()
+        .to_owned();
+    Ok((server, Client::new(&endpoint, Some(token))?))
+}
+
+/// A trivial hyper server answering `{}` to everything, on its own threads (as a separate
+/// server process would be).
+fn start_loopback() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|req: Request<Incoming>| async {
+                        // Read the request like a real handler would.
+                        let _ = req.into_body().collect().await;
+                        let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
+                        resp.headers_mut().insert(
+                            hyper::header::CONTENT_TYPE,
+                            hyper::header::HeaderValue::from_static("application/json"),
+                        );
+                        Ok::<_, Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    Ok(addr)
+}
+
+fn fixtures(noop: &Path) -> anyhow::Result<Vec<Fixture>> {
+    Ok(vec![
+        Fixture {
+            label: "python3.11",
+            name: "bench-python",
+            runtime: "python3.11",
+            handler: "lambda_function.handler",
+            files: vec![(
+                "lambda_function.py",
+                b"def handler(e, c):\n    return {}\n".to_vec(),
+                false,
+            )],
+            bare: (
+                "`python3.11 -c pass`",
+                "/usr/bin/python3.11",
+                &["-c", "pass"],
+            ),
+        },
+        Fixture {
+            label: "nodejs20.x",
+            name: "bench-node",
+            runtime: "nodejs20.x",
+            handler: "index.handler",
+            files: vec![(
+                "index.mjs",
+                b"export const handler = async () => ({});\n".to_vec(),
+                false,
+            )],
+            bare: ("`node -e 0`", "/usr/bin/node", &["-e", "0"]),
+        },
+        Fixture {
+            label: "provided (Rust noop)",
+            name: "bench-rust",
+            runtime: "provided.al2023",
+            handler: "bootstrap",
+            files: vec![(
+                "bootstrap",
+                std::fs::read(noop).with_context(|| format!("reading {}", noop.display()))?,
+                true,
+            )],
+            bare: ("spawn `/bin/true`", "/bin/true", &[]),
+        },
+    ])
+}
+
+async fn deploy(client: &Client, fx: &Fixture, dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let src = dir.join(fx.name);
+    std::fs::create_dir_all(&src)?;
+    for (path, content, exec) in &fx.files {
+        let file = src.join(path);
+        std::fs::write(&file, content)?;
+        let mode = if *exec { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))?;
+    }
+    let zip = holactl::package::zip_dir(&src)?;
+    let code = client.upload_code(Bytes::from(zip), |_| {}).await?;
+    client
+        .create_function(&CreateFunctionRequest {
+            name: fx.name.to_owned(),
+            code_sha256: code.code.sha256.clone(),
+            runtime: Some(fx.runtime.to_owned()),
+            handler: Some(fx.handler.to_owned()),
+            environment: Some(environment(None)),
+            ..Default::default()
+        })
+        .await?;
+    Ok(())
+}
+
+fn environment(generation: Option<usize>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([("NOOP_MODE".to_owned(), "empty".to_owned())]);
+    if let Some(g) = generation {
+        env.insert("BENCH_GENERATION".to_owned(), g.to_string());
+    }
+    env
+}
+
+fn header_ms(invoked: &Invoked, name: &str) -> anyhow::Result<f64> {
+    invoked
+        .answer
+        .header(name)
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("no {name} header"))
+}
+
+async fn invoke_ok(client: &Client, name: &str) -> anyhow::Result<(Duration, Invoked)> {
+    let start = Instant::now();
+    let invoked = client
+        .invoke(name, Bytes::from_static(b"{}"), false)
+        .await?;
+    let elapsed = start.elapsed();
+    ensure!(
+        invoked.answer.status.is_success() && invoked.error_code().is_none(),
+        "{name} failed: {} {}",
+        invoked.answer.status,
+        String::from_utf8_lossy(&invoked.answer.body)
+    );
+    Ok((elapsed, invoked))
+}
+
+/// Warm samples: client latency (ms) and, when `server_timed` (a holactl function, not the
+/// loopback baseline), the server-reported handler duration (ms).
+async fn warm(
+    client: &Client,
+    name: &str,
+    warmup: usize,
+    n: usize,
+    server_timed: bool,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    for _ in 0..warmup {
+        invoke_ok(client, name).await?;
+    }
+    let mut latency = Vec::with_capacity(n);
+    let mut duration = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (elapsed, invoked) = invoke_ok(client, name).await?;
+        latency.push(ms(elapsed));
+        if server_timed {
+            ensure!(!invoked.cold_start(), "{name}: unexpected cold start");
+            duration.push(header_ms(&invoked, h::DURATION_MS)?);
+        }
+    }
+    Ok((latency, duration))
+}
+
+/// Cold samples of one function, each right after one bare start of the program it is compared
+/// with, so that load from other processes on the machine hits both alike: (client latency ms,
+/// server-reported init duration ms, bare start ms).
+async fn cold(client: &Client, fx: &Fixture, n: usize) -> anyhow::Result<ColdSamples> {
+    let (_, program, args) = fx.bare;
+    let mut samples = ColdSamples::default();
+    for generation in 0..n {
+        samples.bare.push(bare_start(program, args)?);
+        client
+            .update_function(
+                fx.name,
+                &UpdateFunctionRequest {
+                    environment: Some(environment(Some(generation))),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let (elapsed, invoked) = invoke_ok(client, fx.name).await?;
+        ensure!(invoked.cold_start(), "{}: expected a cold start", fx.name);
+        samples.latency.push(ms(elapsed));
+        samples.init.push(header_ms(&invoked, h::INIT_DURATION_MS)?);
+    }
+    samples.latency = sorted(samples.latency);
+    samples.init = sorted(samples.init);
+    samples.bare = sorted(samples.bare);
+    Ok(samples)
+}
+
+/// Removes the instance cgroups the stopped server left under its parent group (its data dir
+/// is temporary, so no later start of a server would sweep them); returns how many
+/// directories were removed.
+fn sweep_cgroups(holactl: &Path, data_dir: &Path) -> usize {
+    let name = SandboxConfig {
+        init_program: holactl.to_owned(),
+        level: IsolationLevel::Namespaces,
+        log_cap: 0,
+        // Where the engine puts the sandbox's work dir, which names the cgroup parent.
+        work_dir: data_dir.join("sandbox"),
+    }
+    .cgroup_name();
+    match Hierarchy::detect(Path::new("/sys/fs/cgroup"), &name) {
+        Ok(hierarchy) => {
+            let removed = hierarchy.sweep();
+            hierarchy.remove_parent();
+            removed
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Wall time (ms) of one run of `program args` with a clean environment.
+fn bare_start(program: &str, args: &[&str]) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let status = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    let elapsed = ms(start.elapsed());
+    ensure!(status.success(), "{program} failed: {status}");
+    Ok(elapsed)
+}
+
+/// Sorted cold-start samples of one function.
+#[derive(Default)]
+struct ColdSamples {
+    latency: Vec<f64>,
+    init: Vec<f64>,
+    bare: Vec<f64>,
+}
+
+/// The 1-minute load average.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+struct WarmRow {
+    label: String,
+    latency: Vec<f64>,
+    /// Server-reported handler durations (none for the loopback baseline).
+    duration: Vec<f64>,
+    /// Per-sample client latency minus server-reported duration.
+    outside: Vec<f64>,
+}
+
+async fn run() -> anyhow::Result<()> {
+    let total = Instant::now();
+    let load_start = load_average();
+    let warm_n = env_count("HOLA_BENCH_WARM", 2000);
+    let warmup = env_count("HOLA_BENCH_WARMUP", 100);
+    let cold_n = env_count("HOLA_BENCH_COLD", 30);
+
+    let holactl = PathBuf::from(env!("CARGO_BIN_EXE_holactl"));
+    let noop = build_noop_runtime(&holactl)?;
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("data");
+    let (server, client) = start_server(&holactl, &data_dir).await?;
+    let health = client.health().await?;
+    let fixtures = fixtures(&noop)?;
+    for fx in &fixtures {
+        deploy(&client, fx, tmp.path())
+            .await
+            .with_context(|| format!("deploying {}", fx.name))?;
+    }
+
+    // Warm: loopback baseline first, then each function (its first invoke is the cold one).
+    let loopback = start_loopback()?;
+    let baseline = Client::new(&format!("http://{loopback}"), Some("x".to_owned()))?;
+    let (loop_samples, _) = warm(&baseline, "loopback", warmup, warm_n, false).await?;
+    let mut rows = vec![WarmRow {
+        label: "bare loopback HTTP (hyper, `{}`)".to_owned(),
+        latency: sorted(loop_samples),
+        duration: Vec::new(),
+        outside: Vec::new(),
+    }];
+    for fx in &fixtures {
+        invoke_ok(&client, fx.name).await?;
+        let (latency, duration) = warm(&client, fx.name, warmup, warm_n, true)
+            .await
+            .with_context(|| format!("warm {}", fx.name))?;
+        let outside = latency.iter().zip(&duration).map(|(l, d)| l - d).collect();
+        rows.push(WarmRow {
+            label: fx.label.to_owned(),
+            latency: sorted(latency),
+            duration: sorted(duration),
+            outside: sorted(outside),
+        });
+    }
+
+    // Cold starts, interleaved with the bare starts they are compared with.
+    let mut cold_rows = Vec::new();
+    for fx in &fixtures {
+        let samples = cold(&client, fx, cold_n)
+            .await
+            .with_context(|| format!("cold {}", fx.name))?;
+        cold_rows.push(samples);
+    }
+    drop(server);
+    let leaked = if health.isolation == "namespaces" {
+        sweep_cgroups(&holactl, &data_dir)
+    } else {
+        0
+    };
+
+    // Report.
+    let loop_p50 = pct(&rows[0].latency, 50.0);
+    println!();
+    println!("## holactl invoke benchmark");
+    println!();
+    println!(
+        "nproc {}, 1-min load average {load_start} at the start and {} at the end, isolation \
+         `{}`, holactl {}; sequential requests on one keep-alive connection with \
+         `holactl::client::Client`; warm: {warm_n} samples after {warmup} warm-up; cold: \
+         {cold_n} samples, each after one bare start (p99 of {cold_n} is the maximum).",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average(),
+        health.isolation,
+        health.version
+    );
+    println!();
+    println!("### Warm invoke");
+    println!();
+    println!(
+        "| target | p50 | p99 | runtime cycle p50 (`x-hola-duration-ms`) | runtime cycle p99 \
+         | warm − loopback (p50) | platform overhead p50 (latency − cycle − loopback) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (i, row) in rows.iter().enumerate() {
+        let p50 = pct(&row.latency, 50.0);
+        let (cycle, cycle99, minus_loop, overhead) = if i == 0 {
+            let none = || "–".to_owned();
+            (none(), none(), none(), none())
+        } else {
+            (
+                fmt_ms(pct(&row.duration, 50.0)),
+                fmt_ms(pct(&row.duration, 99.0)),
+                fmt_ms(p50 - loop_p50),
+                fmt_ms(pct(&row.outside, 50.0) - loop_p50),
+            )
+        };
+        println!(
+            "| {} | {} | {} | {cycle} | {cycle99} | {minus_loop} | {overhead} |",
+            row.label,
+            fmt_ms(p50),
+            fmt_ms(pct(&row.latency, 99.0)),
+        );
+    }
+    println!();
+    println!("### Cold start");
+    println!();
+    println!(
+        "| runtime | first invoke p50 | first invoke p99 | init p50 (`x-hola-init-duration-ms`) \
+         | init p99 | bare start | bare start p50 |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (fx, c) in fixtures.iter().zip(&cold_rows) {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            fx.label,
+            fmt_ms(pct(&c.latency, 50.0)),
+            fmt_ms(pct(&c.latency, 99.0)),
+            fmt_ms(pct(&c.init, 50.0)),
+            fmt_ms(pct(&c.init, 99.0)),
+            fx.bare.0,
+            fmt_ms(pct(&c.bare, 50.0)),
+        );
+    }
+    println!();
+    if leaked > 0 {
+        println!(
+            "note: the server left {leaked} instance cgroup directories behind after a graceful \
+             stop; the bench removed them."
+        );
+    }
+    println!("total run time {:.1} s", total.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // `cargo bench` passes `--bench`; any other argument is a filter this harness ignores.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
