@@ -161,6 +161,7 @@ impl Engine {
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let admin_hash = auth::ensure_admin_token(stores.kv.as_ref(), dir).await?;
         let master_key = secrets::load_master_key(dir)?;
+        secrets::verify_master_key(stores.kv.as_ref(), &master_key).await?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 concurrency: Arc::new(Semaphore::new(config.max_concurrency as usize)),

@@ -77,8 +77,106 @@ pub fn load_master_key(data_dir: &Path) -> Result<[u8; 32], EngineError> {
     Ok(key)
 }
 
+/// Where a value encrypted under the master key proves, at every start, that the key is the
+/// one the stored secrets were written with.
+const KEY_CHECK: &str = "secrets-key-check";
+const KEY_CHECK_PLAINTEXT: &[u8] = b"holactl master key check";
+
+/// Fails to open a store whose secrets were written under another master key, instead of
+/// starting and failing every instance that needs one (or mixing two keys in the store).
+pub async fn verify_master_key(kv: &dyn holactl_store::Kv, key: &[u8; 32]) -> Result<(), EngineError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if let Some(entry) = kv.get(KEY_CHECK).await? {
+        let stored: StoredSecret = decode(&entry.value)?;
+        let nonce = b64.decode(&stored.nonce).unwrap_or_default();
+        let ciphertext = b64.decode(&stored.ciphertext).unwrap_or_default();
+        let ok = nonce.len() == 12
+            && cipher(key)
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &ciphertext,
+                        aad: KEY_CHECK.as_bytes(),
+                    },
+                )
+                .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT);
+        if !ok {
+            return Err(EngineError::Internal(format!(
+                "the master key ({MASTER_KEY_ENV} or {MASTER_KEY_FILE}) is not the one this                  data dir's secrets were encrypted with; start with the original key"
+            )));
+        }
+        return Ok(());
+    }
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let ciphertext = cipher(key)
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: KEY_CHECK_PLAINTEXT,
+                aad: KEY_CHECK.as_bytes(),
+            },
+        )
+        .map_err(|_| EngineError::Internal("encryption failed".into()))?;
+    let now = now_ms();
+    let check = StoredSecret {
+        name: KEY_CHECK.to_owned(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        nonce: b64.encode(nonce),
+        ciphertext: b64.encode(ciphertext),
+    };
+    match kv.create(KEY_CHECK, encode(&check)?).await {
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn cipher(key: &[u8; 32]) -> ChaCha20Poly1305 {
     ChaCha20Poly1305::new(Key::from_slice(key))
+}
+
+/// A value encrypted under the master key: base64 nonce and ciphertext, as stored.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct Sealed {
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+/// Encrypts `plain` under `key` with a fresh nonce, bound to `aad` (what the value belongs
+/// to), for other features that keep secrets at rest (webhook secrets).
+pub(crate) fn seal(key: &[u8; 32], aad: &[u8], plain: &[u8]) -> Result<Sealed, EngineError> {
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let ciphertext = cipher(key)
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .map_err(|_| EngineError::Internal("encryption failed".into()))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok(Sealed {
+        nonce: b64.encode(nonce),
+        ciphertext: b64.encode(ciphertext),
+    })
+}
+
+/// Decrypts what [`seal`] made with the same `key` and `aad`.
+pub(crate) fn unseal(key: &[u8; 32], aad: &[u8], sealed: &Sealed) -> Result<Vec<u8>, EngineError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let corrupt = || EngineError::Internal("corrupt sealed value".into());
+    let nonce = b64.decode(&sealed.nonce).map_err(|_| corrupt())?;
+    let ciphertext = b64.decode(&sealed.ciphertext).map_err(|_| corrupt())?;
+    if nonce.len() != 12 {
+        return Err(corrupt());
+    }
+    cipher(key)
+        .decrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &ciphertext,
+                aad,
+            },
+        )
+        .map_err(|_| EngineError::Internal("cannot decrypt with this master key".into()))
 }
 
 fn view(s: &StoredSecret) -> SecretView {
@@ -357,5 +455,15 @@ mod tests {
         assert!(cipher(&key)
             .decrypt(Nonce::from_slice(&nonce), Payload { msg: &c, aad: b"b" })
             .is_err());
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_aad() {
+        let key = [9u8; 32];
+        let sealed = seal(&key, b"webhook/x", b"hunter22").unwrap();
+        assert!(!sealed.ciphertext.contains("hunter22"));
+        assert_eq!(unseal(&key, b"webhook/x", &sealed).unwrap(), b"hunter22");
+        assert!(unseal(&key, b"webhook/y", &sealed).is_err());
+        assert!(unseal(&[8u8; 32], b"webhook/x", &sealed).is_err());
     }
 }
