@@ -102,7 +102,8 @@ pub async fn verify_master_key(kv: &dyn holactl_store::Kv, key: &[u8; 32]) -> Re
                 .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT);
         if !ok {
             return Err(EngineError::Internal(format!(
-                "the master key ({MASTER_KEY_ENV} or {MASTER_KEY_FILE}) is not the one this                  data dir's secrets were encrypted with; start with the original key"
+                "the master key ({MASTER_KEY_ENV} or {MASTER_KEY_FILE}) is not the one this \
+                 data dir's secrets were encrypted with; start with the original key"
             )));
         }
         return Ok(());
