@@ -191,21 +191,52 @@ async fn openapi_document_lists_every_route() {
     ] {
         assert!(routes.iter().any(|(p, _)| p == must), "router lacks {must}");
     }
+    let mut problems = Vec::new();
     for (path, methods) in &routes {
-        let item = paths
-            .get(path)
-            .unwrap_or_else(|| panic!("openapi.json lacks {path}"));
         for method in methods {
-            assert!(
-                item.get(*method).is_some(),
-                "openapi.json lacks {method} {path}"
-            );
+            if paths.get(path).and_then(|item| item.get(*method)).is_none() {
+                problems.push(format!("undocumented: {} {path}", method.to_uppercase()));
+            }
         }
     }
-    for documented in paths.keys() {
-        assert!(
-            routes.iter().any(|(p, _)| p == documented),
-            "openapi.json documents {documented}, which the server does not route"
-        );
+    for (path, item) in paths {
+        let routed = routes.iter().find(|(p, _)| p == path);
+        for method in item.as_object().expect("path item").keys() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            if !routed.is_some_and(|(_, m)| m.contains(&method.as_str())) {
+                problems.push(format!(
+                    "documented but not routed: {} {path}",
+                    method.to_uppercase()
+                ));
+            }
+        }
     }
+    // Exactly health and the document itself are marked public (`security: []`); every other
+    // /api/v1 operation falls under the document's global bearer requirement.
+    assert!(
+        doc["security"][0].get("bearerAuth").is_some(),
+        "a global bearer requirement: {}",
+        doc["security"]
+    );
+    for (path, item) in paths {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            let public = op["security"].as_array().is_some_and(|s| s.is_empty());
+            if public != ["/api/v1/health", "/api/v1/openapi.json"].contains(&path.as_str()) {
+                problems.push(format!("wrong security: {} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "openapi.json and the router disagree:\n{}",
+        problems.join("\n")
+    );
 }

@@ -3,11 +3,14 @@
 
 use serde_json::Value;
 
-use crate::util::{assert_success, stderr, stdout, Server};
+use crate::util::{stderr, stdout, Server};
 
 /// `init hello --runtime R --template T` in a fresh cwd, then deploy, invoke, logs.
 async fn quick_start(runtime: &str, template: &str) {
-    let server = Server::start().await;
+    quick_start_on(&Server::start().await, runtime, template);
+}
+
+fn quick_start_on(server: &Server, runtime: &str, template: &str) {
     let cwd = tempfile::tempdir().expect("temp cwd");
     let cwd = cwd.path();
 
@@ -23,14 +26,14 @@ async fn quick_start(runtime: &str, template: &str) {
             template,
         ],
     );
-    assert_success(&out, "init");
+    server.assert_success(&out, "init");
     assert!(
         cwd.join("hello/hola.toml").is_file(),
         "init wrote hola.toml"
     );
 
     let out = server.cli_in(cwd, ["lambda", "deploy", "hello", "--source", "./hello"]);
-    assert_success(&out, "deploy");
+    server.assert_success(&out, "deploy");
     assert!(
         stdout(&out).contains("Deployed hello"),
         "deploy output: {}",
@@ -47,7 +50,7 @@ async fn quick_start(runtime: &str, template: &str) {
             r#"{"name":"Mundo"}"#,
         ],
     );
-    assert_success(&out, "invoke");
+    server.assert_success(&out, "invoke");
     let result: Value = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|e| panic!("invoke prints the JSON result ({e}): {}", stdout(&out)));
     let message = match template {
@@ -68,7 +71,7 @@ async fn quick_start(runtime: &str, template: &str) {
     );
 
     let out = server.cli_in(cwd, ["lambda", "logs", "hello"]);
-    assert_success(&out, "logs");
+    server.assert_success(&out, "logs");
     let log = stdout(&out);
     for needle in [
         "START RequestId: ",
@@ -118,4 +121,12 @@ async fn quick_start_python_blank() {
 #[tokio::test]
 async fn quick_start_provided_blank() {
     quick_start("provided", "blank").await;
+}
+
+/// `holactl lambda serve --data-dir data` (relative, as a user types it) works as well as an
+/// absolute path.
+#[tokio::test]
+async fn quick_start_with_a_relative_data_dir() {
+    let server = Server::builder().relative_data_dir().start().await;
+    quick_start_on(&server, "python3.11", "blank");
 }

@@ -31,12 +31,20 @@ fn path_var() -> String {
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     idle_ttl: Option<u64>,
+    relative_data_dir: bool,
 }
 
 impl ServerBuilder {
     /// `--idle-ttl SECONDS`.
     pub fn idle_ttl(mut self, seconds: u64) -> Self {
         self.idle_ttl = Some(seconds);
+        self
+    }
+
+    /// Passes `--data-dir data` relative to the server's working directory, as a user typing
+    /// it would, instead of an absolute path.
+    pub fn relative_data_dir(mut self) -> Self {
+        self.relative_data_dir = true;
         self
     }
 
@@ -57,12 +65,17 @@ impl ServerBuilder {
         let mut cmd = Command::new(BIN);
         // Port 0: the kernel picks a free port, and the server announces the address it bound
         // on its first line, so parallel tests never race for a port.
-        cmd.args(["lambda", "serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .env_clear()
+        cmd.args(["lambda", "serve", "--listen", "127.0.0.1:0", "--data-dir"]);
+        if self.relative_data_dir {
+            cmd.arg("data").current_dir(root.path());
+        } else {
+            cmd.arg(&data_dir);
+        }
+        cmd.env_clear()
             .env("PATH", path_var())
             .env("HOME", &home)
             .env("HOLACTL_LOG", "info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).expect("creating serve.stdout"))
             .stderr(std::fs::File::create(&stderr_path).expect("creating serve.stderr"));
@@ -207,6 +220,19 @@ impl Server {
         )
     }
 
+    /// Like [`assert_success`], with the end of the server's log in the message.
+    pub fn assert_success(&self, out: &Output, what: &str) {
+        if !out.status.success() {
+            let log = self.server_log();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            assert_success(
+                out,
+                &format!("{what} (server log tail:\n{})", tail.join("\n")),
+            );
+        }
+    }
+
     /// Runs `holactl ARGS` as a CLI client of this server, in the work dir.
     pub fn cli<I, S>(&self, args: I) -> Output
     where
@@ -265,7 +291,7 @@ impl Server {
         ];
         args.extend(extra.iter().map(|a| OsStr::new(*a)));
         let out = self.cli(args);
-        assert_success(&out, &format!("deploy {name}"));
+        self.assert_success(&out, &format!("deploy {name}"));
         out
     }
 
@@ -579,46 +605,70 @@ pub fn zip(entries: &[Entry<'_>]) -> Vec<u8> {
     w.finish().expect("zip finish").into_inner()
 }
 
-/// Every route the server declares, read from `crates/server/src/router.rs`, as
-/// (path, methods): the tests that must cover every route (auth, OpenAPI) follow the router as
-/// it grows instead of a list that goes stale.
+/// Every route the server declares, read from the `.route(…)` calls in `crates/server/src/`
+/// (the router and the sub-routers it merges), as (path, methods): the tests that must cover
+/// every route (auth, OpenAPI) follow the server as it grows instead of a list that goes stale.
 pub fn router_routes() -> Vec<(String, Vec<&'static str>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/server/src/router.rs");
-    let source = std::fs::read_to_string(&path).expect("reading router.rs");
-    let mut routes = Vec::new();
-    let mut rest = source.as_str();
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        // The call's arguments: up to the parenthesis that closes `.route(`.
-        let mut depth = 1;
-        let end = rest
-            .char_indices()
-            .find_map(|(i, c)| {
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir)
+            .expect("reading crates/server/src")
+            .flatten()
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/server/src"),
+        &mut files,
+    );
+    files.sort();
+    let mut routes: Vec<(String, Vec<&'static str>)> = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).expect("reading a server source");
+        // Unit tests (at the bottom of a file) build routers of their own.
+        let source = source.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut rest = source;
+        while let Some(at) = rest.find(".route(") {
+            rest = &rest[at + ".route(".len()..];
+            // The call's arguments: up to the parenthesis that closes `.route(`.
+            let mut depth = 1;
+            let Some(end) = rest.char_indices().find_map(|(i, c)| {
                 match c {
                     '(' => depth += 1,
                     ')' => depth -= 1,
                     _ => {}
                 }
                 (depth == 0).then_some(i)
-            })
-            .expect("balanced .route( call");
-        let args = &rest[..end];
-        let Some(route) = args.split('"').nth(1) else {
-            continue;
-        };
-        let methods: Vec<&'static str> = ["get", "post", "put", "patch", "delete"]
-            .into_iter()
-            .filter(|m| {
-                args.match_indices(&format!("{m}(")).any(|(i, _)| {
-                    i == 0 || !args[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            }) else {
+                break;
+            };
+            let args = &rest[..end];
+            let Some(route) = args.split('"').nth(1).filter(|r| r.starts_with('/')) else {
+                continue;
+            };
+            let methods: Vec<&'static str> = ["get", "post", "put", "patch", "delete"]
+                .into_iter()
+                .filter(|m| {
+                    args.match_indices(&format!("{m}(")).any(|(i, _)| {
+                        !args[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    })
                 })
-            })
-            .collect();
-        routes.push((route.to_owned(), methods));
+                .collect();
+            match routes.iter_mut().find(|(p, _)| p == route) {
+                Some((_, known)) => known.extend(methods),
+                None => routes.push((route.to_owned(), methods)),
+            }
+        }
     }
     assert!(
         routes.len() >= 11 && routes.iter().all(|(_, m)| !m.is_empty()),
-        "could not read the routes of router.rs: {routes:?}"
+        "could not read the routes of crates/server/src: {routes:?}"
     );
     routes
 }

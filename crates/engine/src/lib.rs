@@ -125,7 +125,10 @@ pub(crate) fn now_ms() -> i64 {
 impl Engine {
     /// Opens the data dir (creating it), its store, code cache and admin token, finds the
     /// host's runtimes, and loads every function.
-    pub async fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+    pub async fn open(mut config: EngineConfig) -> Result<Engine, EngineError> {
+        // Instances see paths under the data dir from other working directories.
+        config.data_dir = std::path::absolute(&config.data_dir)
+            .map_err(|e| EngineError::Internal(format!("{}: {e}", config.data_dir.display())))?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Internal(format!("{}: {e}", dir.display())))?;
@@ -247,6 +250,7 @@ impl Engine {
             }
         }
         self.inner.pool.clear();
+        self.inner.sandbox.shutdown();
     }
 
     /// Prometheus text exposition of every metric.

@@ -110,6 +110,15 @@ impl Sandbox {
         self.config.level
     }
 
+    /// Stops whatever instance is still running and removes this server's cgroups. Call once
+    /// the instances are dropped, at shutdown.
+    pub fn shutdown(&self) {
+        if let Some(h) = &self.cgroups {
+            h.sweep();
+            h.remove_parent();
+        }
+    }
+
     /// Starts an instance. Returns once the process exists; its runtime initialises in the
     /// background and the first [`Instance::invoke`] waits for it.
     pub async fn spawn(&self, mut spec: InstanceSpec) -> Result<Instance, SandboxError> {
@@ -180,7 +189,7 @@ impl Sandbox {
         let control_task = tokio::spawn(read_control(control, listener_tx));
 
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
-        let wait_task = tokio::spawn(async move {
+        tokio::spawn(async move {
             let status = child.wait().await;
             let setup_failure = control_task.await.ok().flatten();
             let mut info = ExitInfo {
@@ -233,7 +242,9 @@ impl Sandbox {
             init_failure,
             exit: exit_rx,
             logs,
-            tasks: vec![api_task, wait_task],
+            // The wait task is left to finish after a kill: it reaps the process and removes its
+            // cgroup.
+            tasks: vec![api_task],
             killer,
             spawned_at,
             initialized: false,
