@@ -15,7 +15,7 @@ use serde_json::json;
 use sha2::Digest;
 
 use crate::util::{
-    assert_api_error, assert_failure, assert_invoke_ok, assert_success, json, send, stderr, stdout,
+    assert_api_error, assert_failure, assert_invoke_ok, assert_success, json, stderr, stdout,
     Server, BIN,
 };
 

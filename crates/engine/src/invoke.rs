@@ -731,9 +731,3 @@ mod tests {
         assert!(t.contains(";Parent=") && t.ends_with(";Sampled=0"), "{t}");
     }
 }
-
-#[allow(dead_code)]
-fn assert_send(e: Engine) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(e.invoke("x", InvokeRequest::new(Bytes::new(), Trigger::Invoke)));
-}

@@ -169,7 +169,8 @@ pub(crate) mod tests {
     #[test]
     fn validates() {
         assert!(spec().validate().is_ok());
-        let cases: Vec<Box<dyn Fn(&mut InstanceSpec)>> = vec![
+        type Edit = Box<dyn Fn(&mut InstanceSpec)>;
+        let cases: Vec<Edit> = vec![
             Box::new(|s| s.argv.clear()),
             Box::new(|s| s.argv[0] = "true".into()),
             Box::new(|s| s.env.push(("A=B".into(), "c".into()))),

@@ -42,7 +42,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        if path.is_empty() || path == "." {
+        // A syntax error has no field path ("." or "?" for the document itself).
+        if path.is_empty() || path == "." || path == "?" {
             ApiError::invalid("body", format!("malformed JSON: {inner}"))
         } else {
             ApiError::invalid(path.clone(), format!("{path}: {inner}"))
