@@ -60,11 +60,11 @@ pub fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {
 pub async fn run(g: &GlobalOpts, args: InvokeArgs) -> anyhow::Result<Outcome> {
     let payload = read_payload(&args.payload)?;
     let client = g.client()?;
+    let name = match &args.qualifier {
+        Some(q) => format!("{}:{q}", args.name),
+        None => args.name.clone(),
+    };
     if args.asynchronous {
-        let name = match &args.qualifier {
-            Some(q) => format!("{}:{q}", args.name),
-            None => args.name.clone(),
-        };
         let record = client
             .invoke_async(&name, Bytes::from(payload), args.idempotency_key.as_deref())
             .await?;
@@ -80,10 +80,11 @@ pub async fn run(g: &GlobalOpts, args: InvokeArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let invoked = client
-        .invoke(
-            &args.name,
+        .invoke_with_key(
+            &name,
             Bytes::from(payload),
             args.log_type == LogType::Tail,
+            args.idempotency_key.as_deref(),
         )
         .await?;
     let a = &invoked.answer;
