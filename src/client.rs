@@ -1,5 +1,9 @@
 //! The typed HTTP client of the `/api/v1` API, shared by the CLI and the end-to-end tests.
 
+// Methods of one resource each, in `src/client/`.
+mod queues;
+mod schedules;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +21,9 @@ use holactl_types::api::{
     Health, PublishVersionRequest, PurgeResult, ReplayRequest, ReplayResult, SecretList,
     SecretView, SetAliasRequest, SetSecretRequest, ShiftAliasRequest, UpdateFunctionRequest,
     VersionList, VersionView,
+};
+use holactl_types::webhook::{
+    CreateWebhookRequest, RotateWebhookSecretRequest, WebhookList, WebhookView,
 };
 use holactl_types::{ErrorBody, ExecutionRecord};
 
@@ -529,6 +536,47 @@ impl Client {
     pub async fn delete_secret(&self, name: &str) -> Result<(), ClientError> {
         self.no_content(Method::DELETE, &format!("/api/v1/secrets/{name}"))
             .await
+    }
+
+    /// `POST /api/v1/webhooks`.
+    pub async fn create_webhook(
+        &self,
+        req: &CreateWebhookRequest,
+    ) -> Result<WebhookView, ClientError> {
+        self.json(Method::POST, "/api/v1/webhooks", Some(Self::encode(req)?))
+            .await
+    }
+
+    /// `GET /api/v1/webhooks`.
+    pub async fn list_webhooks(&self) -> Result<WebhookList, ClientError> {
+        self.json(Method::GET, "/api/v1/webhooks", None).await
+    }
+
+    /// `GET /api/v1/webhooks/{name}`.
+    pub async fn get_webhook(&self, name: &str) -> Result<WebhookView, ClientError> {
+        self.json(Method::GET, &format!("/api/v1/webhooks/{name}"), None)
+            .await
+    }
+
+    /// `DELETE /api/v1/webhooks/{name}`.
+    pub async fn delete_webhook(&self, name: &str) -> Result<(), ClientError> {
+        self.no_content(Method::DELETE, &format!("/api/v1/webhooks/{name}"))
+            .await
+    }
+
+    /// `PUT /api/v1/webhooks/{name}/secret`.
+    pub async fn rotate_webhook_secret(
+        &self,
+        name: &str,
+        secret: String,
+    ) -> Result<WebhookView, ClientError> {
+        let body = Self::encode(&RotateWebhookSecretRequest { secret })?;
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/webhooks/{name}/secret"),
+            Some(body),
+        )
+        .await
     }
 
     /// `GET /api/v1/audit`.

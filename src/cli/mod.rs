@@ -14,11 +14,15 @@ mod list;
 mod logs;
 pub mod output;
 mod publish_version;
+mod queue;
+mod schedule;
 mod secret;
 pub mod serve;
 mod test_local;
+mod trigger;
 mod update;
 mod versions;
+mod webhook;
 
 use std::path::PathBuf;
 
@@ -126,6 +130,18 @@ pub enum LambdaCommand {
     /// Inspect, replay or purge a function's dead-lettered async events.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Signed webhook URLs (GitHub, Stripe, HMAC) that invoke a function asynchronously.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
+    /// Invoke functions on a cron expression or a fixed rate.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// Named queues: create, send, receive, ack, and their dead-letter queues.
+    #[command(subcommand)]
+    Queue(queue::QueueCommand),
+    /// Event-source mappings: deliver a queue's messages to a function in batches.
+    #[command(subcommand)]
+    Trigger(trigger::TriggerCommand),
 }
 
 /// The per-user data dir: `$HOLACTL_DATA_DIR`, else `$XDG_DATA_HOME/holactl`, else
@@ -188,5 +204,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Audit(a) => audit::run(g, a).await,
         LambdaCommand::Update(a) => update::run(g, a).await,
         LambdaCommand::Dlq(c) => dlq::run(g, c).await,
+        LambdaCommand::Webhook(c) => webhook::run(g, c).await,
+        LambdaCommand::Schedule(c) => schedule::run(g, c).await,
+        LambdaCommand::Queue(c) => queue::run(g, c).await,
+        LambdaCommand::Trigger(c) => trigger::run(g, c).await,
     }
 }

@@ -30,7 +30,7 @@ pub enum SecretCommand {
 }
 
 /// Reads a secret value, dropping one trailing newline (as `echo value |` adds).
-fn read_value(from_file: Option<PathBuf>) -> anyhow::Result<String> {
+pub(super) fn read_value(from_file: Option<PathBuf>) -> anyhow::Result<String> {
     let mut value = String::new();
     match from_file {
         Some(path) => {

@@ -6,8 +6,11 @@
 //! - [`Engine`] (this file): opening, shutdown, health, metrics, authentication.
 //! - [`functions`]: create/update/get/list/delete functions, code uploads.
 //! - [`versions`]: publishing versions, aliases with weighted routing.
+//! - [`webhooks`]: signed webhooks that start asynchronous invocations.
+//! - [`schedules`]: cron and rate schedules firing asynchronous invocations.
 //! - [`secrets`]: secrets encrypted at rest, bound to functions as environment variables.
 //! - [`audit`]: the append-only audit trail.
+//! - [`queues`]: named queues, their messages and DLQs, and event-source mappings (triggers).
 //! - [`invoke`]: resolve → admit → pool or cold start → invoke → record.
 //! - [`code`]: zip validation and the unpacked, content-addressed code cache.
 //! - [`pool`]: warm instances and their idle TTL.
@@ -27,8 +30,11 @@ pub mod idempotency;
 pub mod invoke;
 pub mod metrics;
 pub mod pool;
+pub mod queues;
+pub mod schedules;
 pub mod secrets;
 pub mod versions;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,6 +103,8 @@ pub(crate) struct Inner {
     pub async_work: tokio::sync::Notify,
     /// Background tasks stopped at shutdown.
     pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Pollers of the enabled queue triggers.
+    pub queue_pollers: queues::Pollers,
     pub warnings: Vec<String>,
 }
 
@@ -185,12 +193,16 @@ impl Engine {
                 cancelled: Mutex::new(std::collections::HashSet::new()),
                 async_work: tokio::sync::Notify::new(),
                 tasks: Mutex::new(Vec::new()),
+                queue_pollers: queues::Pollers::default(),
                 warnings,
             }),
         };
         engine.load_functions().await?;
         engine.start_reaper();
         engine.start_async_workers();
+        engine.start_queue_pollers();
+        engine.start_scheduler();
+        engine.start_webhook_janitor();
         Ok(engine)
     }
 

@@ -32,6 +32,15 @@ pub struct ErrorLabels {
     pub code: String,
 }
 
+/// Labels of webhook signature failures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Webhook name.
+    pub webhook: String,
+    /// `missing`, `malformed`, `mismatch` or `expired`.
+    pub reason: String,
+}
+
 /// Labels of instance gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
@@ -66,6 +75,12 @@ pub struct Metrics {
     pub instances: Family<StateLabels, Gauge>,
     /// Invocations running now.
     pub concurrent: Gauge,
+    /// Messages of each queue by state (`ready`, `delayed`, `in_flight`, `dead`).
+    pub queue_messages: Family<crate::queues::metrics::QueueStateLabels, Gauge>,
+    /// Age of each queue's oldest deliverable message, seconds.
+    pub queue_oldest_age: Family<crate::queues::metrics::QueueLabels, Gauge>,
+    /// Webhook deliveries refused for a bad, missing or expired signature.
+    pub webhook_signature_failures: Family<WebhookLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +111,10 @@ impl Metrics {
         let throttles = Family::<FunctionLabels, Counter>::default();
         let instances = Family::<StateLabels, Gauge>::default();
         let concurrent = Gauge::default();
+        let queue_messages = Family::default();
+        let queue_oldest_age = Family::default();
+        crate::queues::metrics::register(&mut registry, &queue_messages, &queue_oldest_age);
+        let webhook_signature_failures = Family::<WebhookLabels, Counter>::default();
         registry.register(
             "invocations",
             "Invocations by function and final status",
@@ -136,6 +155,11 @@ impl Metrics {
             "Invocations running now",
             concurrent.clone(),
         );
+        registry.register(
+            "webhook_signature_failures",
+            "Webhook deliveries refused for a bad, missing or expired signature",
+            webhook_signature_failures.clone(),
+        );
         Metrics {
             registry,
             invocations,
@@ -146,6 +170,9 @@ impl Metrics {
             throttles,
             instances,
             concurrent,
+            queue_messages,
+            queue_oldest_age,
+            webhook_signature_failures,
         }
     }
 

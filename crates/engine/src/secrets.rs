@@ -84,7 +84,10 @@ const KEY_CHECK_PLAINTEXT: &[u8] = b"holactl master key check";
 
 /// Fails to open a store whose secrets were written under another master key, instead of
 /// starting and failing every instance that needs one (or mixing two keys in the store).
-pub async fn verify_master_key(kv: &dyn holactl_store::Kv, key: &[u8; 32]) -> Result<(), EngineError> {
+pub async fn verify_master_key(
+    kv: &dyn holactl_store::Kv,
+    key: &[u8; 32],
+) -> Result<(), EngineError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     if let Some(entry) = kv.get(KEY_CHECK).await? {
         let stored: StoredSecret = decode(&entry.value)?;

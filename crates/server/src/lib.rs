@@ -36,7 +36,9 @@ pub async fn run(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(engine))
+    // The peer address is kept for webhook events (`requestContext.http.sourceIp`).
+    let app = router(engine).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

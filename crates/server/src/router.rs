@@ -9,6 +9,8 @@ use holactl_engine::Engine;
 use holactl_types::ErrorCode;
 
 use crate::error::ApiError;
+use crate::handlers::schedules;
+use crate::handlers::webhooks;
 use crate::handlers::{audit, dlq, executions, functions, secrets, system, versions};
 
 /// Who is making a request, as established by the auth layer.
@@ -68,6 +70,29 @@ pub fn router(engine: Engine) -> Router {
         )
         .route("/api/v1/audit", get(audit::list))
         .route(
+            "/api/v1/schedules",
+            post(schedules::create).get(schedules::list),
+        )
+        .route(
+            "/api/v1/schedules/{name}",
+            get(schedules::get).delete(schedules::delete),
+        )
+        .route("/api/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/api/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/api/v1/schedules/{name}/run", post(schedules::run))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/webhooks/{name}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route(
+            "/api/v1/webhooks/{name}/secret",
+            axum::routing::put(webhooks::rotate_secret),
+        )
+        .route(
             "/api/v1/executions",
             post(executions::start).get(executions::list),
         )
@@ -76,6 +101,8 @@ pub fn router(engine: Engine) -> Router {
             get(executions::get).delete(executions::cancel),
         )
         .route("/api/v1/executions/{id}/logs", get(executions::logs))
+        .merge(crate::handlers::queues::routes())
+        .merge(crate::handlers::triggers::routes())
         .route_layer(middleware::from_fn_with_state(
             engine.clone(),
             require_token,
@@ -83,6 +110,8 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/openapi.json", get(system::openapi))
+        // Outside the token layer: a delivery's signature is its credential.
+        .route("/hooks/{id}", post(webhooks::deliver))
         .merge(protected)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)

@@ -12,7 +12,10 @@
 //! - [`execution`]: execution records and their states.
 //! - [`version`]: versions, aliases with weighted routing, qualifiers.
 //! - [`audit`]: audit entries.
+//! - [`queue`]: queues, their messages and event-source mappings (triggers).
+//! - [`webhook`]: signed webhooks, their schemes and API bodies.
 //! - [`api`]: request and response bodies of the HTTP API shared by the server and clients.
+//! - [`schedule`]: cron and rate schedules: requests, records, views, rate parsing.
 
 pub mod api;
 pub mod audit;
@@ -20,7 +23,10 @@ pub mod error;
 pub mod execution;
 pub mod function;
 pub mod limits;
+pub mod queue;
+pub mod schedule;
 pub mod version;
+pub mod webhook;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail, ValidationError};
 pub use execution::{ExecutionRecord, ExecutionStatus, Trigger};
