@@ -336,3 +336,27 @@ async fn host_network_functions_can_reach_out() {
     let result = &probe["connects"][format!("127.0.0.1:{port}")];
     assert_eq!(result["ok"], json!(true), "{probe}");
 }
+
+#[tokio::test]
+async fn the_process_level_runs_functions_and_says_it_is_weaker() {
+    let server = Server::builder().isolation("process").start().await;
+    let health = server.client().health().await.expect("health");
+    assert_eq!(health.isolation, "process");
+    assert_eq!(health.status, "degraded");
+    assert!(
+        health.warnings.iter().any(|w| w.contains("process")),
+        "{:?}",
+        health.warnings
+    );
+    server.deploy(
+        "neighbour",
+        &[("lambda_function.py", NEIGHBOUR, false)],
+        &["--runtime", "python3.11"],
+    );
+    let first = server.invoke("neighbour", &json!({ "n": 1 })).await;
+    assert_eq!(assert_invoke_ok(&first), json!({ "n": 1 }));
+    assert!(first.cold_start());
+    let second = server.invoke("neighbour", &json!({ "n": 2 })).await;
+    assert_eq!(assert_invoke_ok(&second), json!({ "n": 2 }));
+    assert!(!second.cold_start());
+}

@@ -31,6 +31,7 @@ fn path_var() -> String {
 #[derive(Debug, Default)]
 pub struct ServerBuilder {
     idle_ttl: Option<u64>,
+    isolation: Option<&'static str>,
     relative_data_dir: bool,
 }
 
@@ -38,6 +39,12 @@ impl ServerBuilder {
     /// `--idle-ttl SECONDS`.
     pub fn idle_ttl(mut self, seconds: u64) -> Self {
         self.idle_ttl = Some(seconds);
+        self
+    }
+
+    /// `--isolation LEVEL`.
+    pub fn isolation(mut self, level: &'static str) -> Self {
+        self.isolation = Some(level);
         self
     }
 
@@ -81,6 +88,9 @@ impl ServerBuilder {
             .stderr(std::fs::File::create(&stderr_path).expect("creating serve.stderr"));
         if let Some(ttl) = self.idle_ttl {
             cmd.args(["--idle-ttl", &ttl.to_string()]);
+        }
+        if let Some(level) = self.isolation {
+            cmd.args(["--isolation", level]);
         }
         let child = cmd.spawn().expect("starting holactl lambda serve");
         let mut server = Server {
@@ -207,8 +217,19 @@ impl Server {
     }
 
     /// The processes of this server's function instances (everything it started).
+    ///
+    /// Sandboxes prepared ahead of demand (a `sandbox-init` process with no children, waiting
+    /// for a function) are not instances and are left out.
     pub fn instance_processes(&self) -> Vec<Proc> {
-        descendants(self.pid())
+        let all = descendants(self.pid());
+        all.iter()
+            .filter(|p| {
+                let waiting = p.cmdline.ends_with("sandbox-init")
+                    && !all.iter().any(|c| parent_of(c.pid) == Some(p.pid));
+                !waiting
+            })
+            .cloned()
+            .collect()
     }
 
     /// What the server printed so far, for failure messages.

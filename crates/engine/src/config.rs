@@ -31,6 +31,9 @@ pub struct EngineConfig {
     pub async_workers: usize,
     /// First retry delay of a failed async invocation; doubles with each retry.
     pub retry_base: Duration,
+    /// Sandboxes kept prepared ahead of demand (cgroup and namespaces ready), which takes
+    /// the cost of joining a cgroup off cold starts.
+    pub prepared_sandboxes: usize,
 }
 
 impl EngineConfig {
@@ -48,6 +51,7 @@ impl EngineConfig {
             max_pids: 1024,
             async_workers: 16,
             retry_base: Duration::from_secs(1),
+            prepared_sandboxes: 2,
         }
     }
 }

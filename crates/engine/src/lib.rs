@@ -158,6 +158,8 @@ impl Engine {
             level,
             log_cap: config.log_cap,
             work_dir: dir.join("sandbox"),
+            runtime_dir: catalog.runtime_dir().to_owned(),
+            max_pids: config.max_pids,
         })
         .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut warnings = Vec::new();
@@ -200,10 +202,20 @@ impl Engine {
         engine.load_functions().await?;
         engine.start_reaper();
         engine.start_async_workers();
+        engine.start_prepared_sandboxes();
         engine.start_queue_pollers();
         engine.start_scheduler();
         engine.start_webhook_janitor();
         Ok(engine)
+    }
+
+    fn start_prepared_sandboxes(&self) {
+        let count = self.inner.config.prepared_sandboxes;
+        let engine = self.clone();
+        let task = tokio::spawn(async move { engine.inner.sandbox.keep_prepared(count).await });
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.push(task);
+        }
     }
 
     fn start_reaper(&self) {

@@ -199,7 +199,6 @@ pub fn cpu_weight(memory_mb: u32, v2: bool) -> u64 {
 impl InstanceCgroup {
     /// Creates the group and writes the limits (called by `sandbox-init`).
     pub fn create(&self, limits: Limits) -> io::Result<()> {
-        let bytes = u64::from(limits.memory_mb) * 1024 * 1024;
         for dir in &self.dirs {
             std::fs::create_dir(dir).or_else(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
@@ -209,6 +208,12 @@ impl InstanceCgroup {
                 }
             })?;
         }
+        self.set_limits(limits)
+    }
+
+    /// Writes the limits of an existing group (a cheap write, unlike joining one).
+    pub fn set_limits(&self, limits: Limits) -> io::Result<()> {
+        let bytes = u64::from(limits.memory_mb) * 1024 * 1024;
         if self.v2 {
             let dir = &self.dirs[0];
             write(dir, "memory.max", &bytes.to_string())?;

@@ -2,19 +2,20 @@
 //! running runtime process.
 //!
 //! It is started by [`crate::spawn`] with the control socket on fd 3 and the instance's output
-//! pipe on stdout/stderr. It reads the spec until EOF, validates it, runs the setup steps in
-//! order and `exec`s the runtime. On success the control socket (close-on-exec) simply closes;
+//! pipe on stdout/stderr. It reads a [`PrepareSpec`] and runs the function-independent steps
+//! (cgroup, namespaces, most of the root), says it is ready, then waits for the function's
+//! [`InstanceSpec`], validates it, runs the remaining steps and `exec`s the runtime. On success the control socket (close-on-exec) simply closes;
 //! on failure an [`InitMessage::Failed`] names the step before the process exits with 127.
 
 use std::ffi::CString;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use nix::sys::resource::{setrlimit, Resource};
 use serde::{Deserialize, Serialize};
 
-use crate::spec::{InstanceSpec, IsolationLevel};
+use crate::spec::{InstanceSpec, IsolationLevel, PrepareSpec};
 
 /// The control socket's file descriptor number in the child.
 pub const CONTROL_FD: i32 = 3;
@@ -78,9 +79,14 @@ pub fn main() -> ! {
     std::process::exit(SETUP_FAILED_EXIT);
 }
 
+/// The byte `sandbox-init` sends once a sandbox is prepared.
+pub const READY_TAG: u8 = b'R';
+
 fn run(control: &mut UnixStream) -> Result<std::convert::Infallible, StepError> {
-    let spec = read_spec(control)?;
-    step("validate", spec.validate())?;
+    // Two newline-terminated JSON messages: the preparation, then (maybe much later, when a
+    // function needs the sandbox) the run spec.
+    let mut reader = std::io::BufReader::new(step("control", control.try_clone())?);
+    let prepare: PrepareSpec = read_message(&mut reader, "read_prepare")?;
     // Die with the server instead of outliving it.
     step(
         "pdeathsig",
@@ -101,11 +107,23 @@ fn run(control: &mut UnixStream) -> Result<std::convert::Infallible, StepError> 
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         ),
     )?;
-    if spec.level == IsolationLevel::Namespaces {
-        return crate::jail::run(&spec, control);
+    match prepare.level {
+        IsolationLevel::Namespaces => crate::jail::prepare(&prepare, control)?,
+        // Own session and process group: the server stops the whole tree with one
+        // kill(-pgid).
+        IsolationLevel::Process => {
+            step("setsid", nix::unistd::setsid())?;
+        }
     }
-    // Own session and process group: the server stops the whole tree with one kill(-pgid).
-    step("setsid", nix::unistd::setsid())?;
+    step("ready", control.write_all(&[READY_TAG]))?;
+    let spec: InstanceSpec = read_message(&mut reader, "read_spec")?;
+    // The reading copy of the control socket must not outlive this process's exec.
+    drop(reader);
+    step("validate", spec.validate())?;
+    step("validate", prepare.check_run(&spec))?;
+    if prepare.level == IsolationLevel::Namespaces {
+        return crate::jail::run(&prepare, &spec, control);
+    }
     set_rlimits(&spec)?;
     step("chdir", std::env::set_current_dir(&spec.cwd))?;
     exec(&spec)
@@ -121,10 +139,19 @@ pub(crate) fn exec(spec: &InstanceSpec) -> Result<std::convert::Infallible, Step
     })
 }
 
-fn read_spec(control: &mut UnixStream) -> Result<InstanceSpec, StepError> {
-    let mut buf = Vec::new();
-    step("read_spec", control.take(1 << 20).read_to_end(&mut buf))?;
-    step("read_spec", serde_json::from_slice(&buf))
+fn read_message<T: serde::de::DeserializeOwned>(
+    reader: &mut impl std::io::BufRead,
+    what: &'static str,
+) -> Result<T, StepError> {
+    let mut line = Vec::new();
+    step(what, reader.take(1 << 20).read_until(b'\n', &mut line))?;
+    if line.is_empty() {
+        return Err(StepError::new(
+            what,
+            "the server closed the control socket".into(),
+        ));
+    }
+    step(what, serde_json::from_slice(&line))
 }
 
 pub(crate) fn set_rlimits(spec: &InstanceSpec) -> Result<(), StepError> {

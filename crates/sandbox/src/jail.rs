@@ -26,7 +26,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::init::{step, StepError};
-use crate::spec::{InstanceSpec, NetworkMode};
+use crate::spec::{InstanceSpec, NetworkMode, PrepareSpec};
 
 /// Where the code appears inside the sandbox.
 pub const TASK_DIR: &str = "/var/task";
@@ -69,17 +69,15 @@ fn err(step_name: &'static str, message: impl std::fmt::Display) -> StepError {
     StepError::new(step_name, message.to_string())
 }
 
-/// Runs the namespaced setup and execs the runtime (in the innermost process).
-pub fn run(
-    spec: &InstanceSpec,
-    control: &UnixStream,
-) -> Result<std::convert::Infallible, StepError> {
-    if let Some(cgroup) = &spec.cgroup {
+/// The function-independent steps: cgroup, namespaces, the Runtime API listener, and the root
+/// filesystem except the function's code.
+pub fn prepare(p: &PrepareSpec, control: &UnixStream) -> Result<(), StepError> {
+    if let Some(cgroup) = &p.cgroup {
         step(
             "cgroup",
             cgroup.create(crate::cgroup::Limits {
-                memory_mb: spec.memory_mb,
-                max_pids: spec.max_pids,
+                memory_mb: p.memory_mb,
+                max_pids: p.max_pids,
             }),
         )?;
         step("cgroup", cgroup.join(std::process::id()))?;
@@ -89,16 +87,50 @@ pub fn run(
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWCGROUP;
-    if spec.network == NetworkMode::Isolated {
+    if p.network == NetworkMode::Isolated {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     step("unshare", unshare(flags))?;
-    if spec.network == NetworkMode::Isolated {
+    if p.network == NetworkMode::Isolated {
         step("loopback", loopback_up())?;
         let listener = step("listener", std::net::TcpListener::bind(RUNTIME_API_ADDR))?;
         step("listener", send_fd(control, listener.as_raw_fd()))?;
     }
-    build_root(spec)?;
+    build_root(p)
+}
+
+/// The function's own steps, then the runtime (in the innermost process).
+pub fn run(
+    p: &PrepareSpec,
+    spec: &InstanceSpec,
+    control: &UnixStream,
+) -> Result<std::convert::Infallible, StepError> {
+    if let Some(cgroup) = &p.cgroup {
+        step(
+            "cgroup",
+            cgroup.set_limits(crate::cgroup::Limits {
+                memory_mb: spec.memory_mb,
+                max_pids: spec.max_pids,
+            }),
+        )?;
+    }
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    bind_mount(
+        &spec.task_root,
+        &p.root_mount.join(TASK_DIR.trim_start_matches('/')),
+        ro,
+    )?;
+    if spec.tmp_mb != p.tmp_mb {
+        let tmp = p.root_mount.join("tmp");
+        mount(
+            None::<&str>,
+            &tmp,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(format!("size={}m,mode=1777", spec.tmp_mb).as_str()),
+        )
+        .map_err(|e| err("mount", format!("resize /tmp: {e}")))?;
+    }
     // SAFETY: sandbox-init is single-threaded, so the child may run arbitrary code.
     match step("fork", unsafe { fork() })? {
         ForkResult::Parent { child } => exit_like(wait_for(child)),
@@ -300,7 +332,7 @@ fn tmpfs(dst: &Path, options: &str, flags: MsFlags) -> Result<(), StepError> {
         .map_err(|e| err("mount", format!("tmpfs {}: {e}", dst.display())))
 }
 
-fn build_root(spec: &InstanceSpec) -> Result<(), StepError> {
+fn build_root(spec: &PrepareSpec) -> Result<(), StepError> {
     let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let root = &spec.root_mount;
     // Nothing mounted from here on propagates back to the host.
@@ -363,14 +395,13 @@ fn build_root(spec: &InstanceSpec) -> Result<(), StepError> {
             "127.0.0.1 localhost sandbox\n::1 localhost\n",
         ),
     )?;
-    for (host, inside) in [
-        (&spec.task_root, TASK_DIR),
-        (&spec.runtime_dir, RUNTIME_DIR),
-    ] {
-        let dst = root.join(inside.trim_start_matches('/'));
-        step("mount", std::fs::create_dir_all(&dst))?;
-        bind_mount(host, &dst, ro)?;
-    }
+    step(
+        "mount",
+        std::fs::create_dir_all(root.join(TASK_DIR.trim_start_matches('/'))),
+    )?;
+    let runtime = root.join(RUNTIME_DIR.trim_start_matches('/'));
+    step("mount", std::fs::create_dir_all(&runtime))?;
+    bind_mount(&spec.runtime_dir, &runtime, ro)?;
     tmpfs(
         &root.join("tmp"),
         &format!("size={}m,mode=1777", spec.tmp_mb),

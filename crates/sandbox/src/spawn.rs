@@ -12,12 +12,12 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 
 use crate::cgroup::Hierarchy;
-use crate::init::{InitMessage, CONTROL_FD};
+use crate::init::{InitMessage, CONTROL_FD, READY_TAG};
 use crate::instance::{ExitInfo, Instance};
 use crate::jail::{self, LISTENER_TAG, RUNTIME_API_ADDR};
 use crate::logs::LogCapture;
 use crate::runtime_api::{self, ApiState};
-use crate::spec::{InstanceSpec, IsolationLevel, NetworkMode};
+use crate::spec::{InstanceSpec, IsolationLevel, NetworkMode, PrepareSpec};
 use crate::SandboxError;
 
 /// Where cgroups live.
@@ -34,6 +34,10 @@ pub struct SandboxConfig {
     pub log_cap: usize,
     /// A private working directory (the namespaced root is built on `work_dir/root`).
     pub work_dir: PathBuf,
+    /// Our runtime files (bootstraps), mounted at `/var/runtime`.
+    pub runtime_dir: PathBuf,
+    /// Most processes per instance.
+    pub max_pids: u32,
 }
 
 impl SandboxConfig {
@@ -48,10 +52,21 @@ impl SandboxConfig {
 }
 
 /// Starts instances.
-#[derive(Debug)]
 pub struct Sandbox {
     config: SandboxConfig,
     cgroups: Option<Hierarchy>,
+    /// Sandboxes prepared ahead of demand.
+    pool: std::sync::Mutex<Vec<Prepared>>,
+    /// Wakes [`Sandbox::keep_prepared`] when one is taken.
+    wanted: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("level", &self.config.level)
+            .finish_non_exhaustive()
+    }
 }
 
 fn unavailable(level: IsolationLevel, reason: impl Into<String>) -> SandboxError {
@@ -87,7 +102,12 @@ impl Sandbox {
             std::fs::create_dir_all(config.work_dir.join("root"))?;
             cgroups = Some(hierarchy);
         }
-        Ok(Sandbox { config, cgroups })
+        Ok(Sandbox {
+            config,
+            cgroups,
+            pool: std::sync::Mutex::new(Vec::new()),
+            wanted: tokio::sync::Notify::new(),
+        })
     }
 
     /// The strongest level this host supports.
@@ -113,6 +133,9 @@ impl Sandbox {
     /// Stops whatever instance is still running and removes this server's cgroups. Call once
     /// the instances are dropped, at shutdown.
     pub fn shutdown(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.clear();
+        }
         if let Some(h) = &self.cgroups {
             h.sweep();
             h.remove_parent();
@@ -120,21 +143,76 @@ impl Sandbox {
     }
 
     /// Starts an instance. Returns once the process exists; its runtime initialises in the
-    /// background and the first [`Instance::invoke`] waits for it.
-    pub async fn spawn(&self, mut spec: InstanceSpec) -> Result<Instance, SandboxError> {
-        spec.level = self.config.level;
-        spec.validate()?;
-        let spawned_at = Instant::now();
+    /// background and the first [`Instance::invoke`] waits for it. Takes a prepared sandbox
+    /// when one is waiting.
+    pub async fn spawn(&self, spec: InstanceSpec) -> Result<Instance, SandboxError> {
+        let prepared = loop {
+            let taken = self.take_prepared(spec.network);
+            match taken {
+                // A prepared sandbox that died while waiting is dropped (its cleanup runs).
+                Some(p) if p.exit.borrow().is_some() => continue,
+                Some(p) => break p,
+                None => break self.prepare(&spec.instance_id, spec.network).await?,
+            }
+        };
+        self.wanted.notify_one();
+        self.launch(prepared, spec).await
+    }
 
-        let namespaced = spec.level == IsolationLevel::Namespaces;
-        let cgroup = self.cgroups.as_ref().map(|h| h.instance(&spec.instance_id));
-        if namespaced {
-            spec.root_mount = self.config.work_dir.join("root");
-            spec.cgroup = cgroup.clone();
+    fn take_prepared(&self, network: NetworkMode) -> Option<Prepared> {
+        let mut pool = self.pool.lock().ok()?;
+        let i = pool.iter().position(|p| p.prepare.network == network)?;
+        Some(pool.swap_remove(i))
+    }
+
+    /// Keeps `count` sandboxes prepared ahead of demand (isolated network only, the common
+    /// case), refilling as they are taken. Runs until the sandbox is dropped.
+    pub async fn keep_prepared(&self, count: usize) {
+        if count == 0 || self.config.level != IsolationLevel::Namespaces {
+            return;
         }
+        loop {
+            let have = self.pool.lock().map(|p| p.len()).unwrap_or(count);
+            if have < count {
+                let id = format!("p{}", uuid_like());
+                match self.prepare(&id, NetworkMode::Isolated).await {
+                    Ok(p) => {
+                        if let Ok(mut pool) = self.pool.lock() {
+                            pool.push(p);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot prepare a sandbox ahead of demand");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            self.wanted.notified().await;
+        }
+    }
+
+    /// Starts `sandbox-init` and runs the function-independent steps.
+    async fn prepare(&self, id: &str, network: NetworkMode) -> Result<Prepared, SandboxError> {
+        let level = self.config.level;
+        let namespaced = level == IsolationLevel::Namespaces;
+        let cgroup = self.cgroups.as_ref().map(|h| h.instance(id));
+        let prepare = PrepareSpec {
+            instance_id: id.to_owned(),
+            level,
+            network,
+            cgroup: if namespaced { cgroup.clone() } else { None },
+            root_mount: self.config.work_dir.join("root"),
+            runtime_dir: self.config.runtime_dir.clone(),
+            tmp_mb: DEFAULT_TMP_MB,
+            memory_mb: PREPARED_MEMORY_MB,
+            max_pids: self.config.max_pids,
+            uid: jail::SANDBOX_UID,
+            gid: jail::SANDBOX_GID,
+        };
         // The Runtime API listener: bound here when the instance shares the host's network,
         // created inside the instance's own network namespace otherwise.
-        let (host_listener, api_addr) = if namespaced && spec.network == NetworkMode::Isolated {
+        let (host_listener, api_addr) = if namespaced && network == NetworkMode::Isolated {
             (None, RUNTIME_API_ADDR.to_owned())
         } else {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -142,8 +220,6 @@ impl Sandbox {
             let addr = listener.local_addr()?.to_string();
             (Some(listener), addr)
         };
-        spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
-        spec.env.push(("AWS_LAMBDA_RUNTIME_API".into(), api_addr));
 
         let (control, child_control) = std::os::unix::net::UnixStream::pair()?;
         let (out_read, out_write) =
@@ -177,16 +253,17 @@ impl Sandbox {
         drop(child_control);
         let pid = child.id().unwrap_or(0);
 
-        // Hand over the spec, then read the control socket to EOF in the background: EOF
+        // Hand over the preparation; read the control socket to EOF in the background: EOF
         // alone means exec succeeded, a message names the failed step.
         control.set_nonblocking(true)?;
-        let mut control = tokio::net::UnixStream::from_std(control)?;
-        let spec_json =
-            serde_json::to_vec(&spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
-        control.write_all(&spec_json).await?;
-        control.shutdown().await?;
+        let control = tokio::net::UnixStream::from_std(control)?;
+        let (reader, mut writer) = control.into_split();
+        let mut line =
+            serde_json::to_vec(&prepare).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+        line.push(b'\n');
+        writer.write_all(&line).await?;
         let (listener_tx, listener_rx) = tokio::sync::oneshot::channel();
-        let control_task = tokio::spawn(read_control(control, listener_tx));
+        let control_task = tokio::spawn(read_control(reader, listener_tx));
 
         let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
@@ -198,7 +275,7 @@ impl Sandbox {
                 oom: false,
                 setup_failure,
             };
-            if let Some(cgroup) = cgroup {
+            if let Some(cgroup) = cgroup.filter(|_| namespaced) {
                 // The runtime is pid 2 under a reaper; its death by signal arrives as 128+n.
                 if info.signal.is_none() {
                     if let Some(code) = info.code.filter(|c| *c > 128 && *c < 128 + 65) {
@@ -219,33 +296,71 @@ impl Sandbox {
             }
             let _ = exit_tx.send(Some(info));
         });
+        Ok(Prepared {
+            prepare,
+            pid,
+            writer: Some(writer),
+            host_listener,
+            listener_rx: Some(listener_rx),
+            api_addr,
+            out_read: Some(out_read),
+            exit: exit_rx,
+        })
+    }
+
+    /// Hands the function's spec to a prepared sandbox and wires up its Runtime API and logs.
+    async fn launch(
+        &self,
+        mut p: Prepared,
+        mut spec: InstanceSpec,
+    ) -> Result<Instance, SandboxError> {
+        let spawned_at = Instant::now();
+        spec.level = p.prepare.level;
+        spec.network = p.prepare.network;
+        spec.root_mount = p.prepare.root_mount.clone();
+        spec.runtime_dir = p.prepare.runtime_dir.clone();
+        spec.cgroup = p.prepare.cgroup.clone();
+        spec.uid = p.prepare.uid;
+        spec.gid = p.prepare.gid;
+        spec.env.retain(|(k, _)| k != "AWS_LAMBDA_RUNTIME_API");
+        spec.env
+            .push(("AWS_LAMBDA_RUNTIME_API".into(), p.api_addr.clone()));
+        spec.validate()?;
+        let mut writer = p
+            .writer
+            .take()
+            .ok_or_else(|| SandboxError::InvalidSpec("sandbox already launched".into()))?;
+        let mut line =
+            serde_json::to_vec(&spec).map_err(|e| SandboxError::InvalidSpec(e.to_string()))?;
+        line.push(b'\n');
+        writer.write_all(&line).await?;
+        writer.shutdown().await?;
 
         let (state, handoff, init_failure) = ApiState::new();
-        let api_task = match host_listener {
-            Some(listener) => runtime_api::serve(async move { Some(listener) }, state),
-            None => runtime_api::serve(async move { listener_rx.await.ok() }, state),
+        let api_task = match (p.host_listener.take(), p.listener_rx.take()) {
+            (Some(listener), _) => runtime_api::serve(async move { Some(listener) }, state),
+            (None, Some(rx)) => runtime_api::serve(async move { rx.await.ok() }, state),
+            (None, None) => runtime_api::serve(async { None }, state),
         };
+        let out_read = p
+            .out_read
+            .take()
+            .ok_or_else(|| SandboxError::InvalidSpec("sandbox already launched".into()))?;
         let logs = LogCapture::start(out_read, self.config.log_cap)?;
-        let killer = Box::new(move || {
-            if pid != 0 {
-                let pid = Pid::from_raw(pid as i32);
-                // The runtime leads its own process group (setsid in sandbox-init); before
-                // that step ran, only the process itself exists.
-                let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
-                let _ = kill(pid, Signal::SIGKILL);
-            }
-        });
+        let pid = p.pid;
+        // The instance now owns the process: the prepared handle must not kill it.
+        p.pid = 0;
         Ok(Instance {
             id: spec.instance_id,
             pid,
             handoff,
             init_failure,
-            exit: exit_rx,
+            exit: p.exit.clone(),
             logs,
             // The wait task is left to finish after a kill: it reaps the process and removes its
             // cgroup.
             tasks: vec![api_task],
-            killer,
+            killer: Box::new(move || kill_tree(pid)),
             spawned_at,
             initialized: false,
             broken: false,
@@ -253,14 +368,58 @@ impl Sandbox {
     }
 }
 
+/// Memory limit of a prepared sandbox until a function claims it, MB.
+const PREPARED_MEMORY_MB: u32 = holactl_types::limits::MAX_MEMORY_MB;
+/// `/tmp` size of a prepared sandbox until a function claims it, MB.
+const DEFAULT_TMP_MB: u32 = holactl_types::limits::DEFAULT_EPHEMERAL_STORAGE_MB;
+
+fn uuid_like() -> String {
+    let mut b = [0u8; 8];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| {
+        use std::io::Read;
+        f.read_exact(&mut b)
+    });
+    hex::encode(b)
+}
+
+/// Kills a sandbox: its process group (process level) and the process itself, whose death
+/// takes the namespaced tree with it.
+fn kill_tree(pid: u32) {
+    if pid != 0 {
+        let pid = Pid::from_raw(pid as i32);
+        let _ = kill(Pid::from_raw(-pid.as_raw()), Signal::SIGKILL);
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+}
+
+/// A sandbox set up ahead of demand, waiting for a function.
+struct Prepared {
+    prepare: PrepareSpec,
+    /// 0 once launched.
+    pid: u32,
+    writer: Option<tokio::net::unix::OwnedWriteHalf>,
+    host_listener: Option<std::net::TcpListener>,
+    listener_rx: Option<tokio::sync::oneshot::Receiver<std::net::TcpListener>>,
+    api_addr: String,
+    out_read: Option<OwnedFd>,
+    exit: tokio::sync::watch::Receiver<Option<ExitInfo>>,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        kill_tree(self.pid);
+    }
+}
+
 /// Reads the control socket to EOF: a listener handed over by the instance goes to
 /// `listener_tx`; a failure message is returned; EOF alone means the runtime was exec'd.
 async fn read_control(
-    control: tokio::net::UnixStream,
+    control: tokio::net::unix::OwnedReadHalf,
     listener_tx: tokio::sync::oneshot::Sender<std::net::TcpListener>,
 ) -> Option<(String, String)> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::os::fd::FromRawFd;
+    let control: &tokio::net::UnixStream = control.as_ref();
     let mut listener_tx = Some(listener_tx);
     let mut data = Vec::new();
     loop {
@@ -306,7 +465,12 @@ async fn read_control(
         }
         data.extend_from_slice(&buf[..n]);
     }
-    let json = data.strip_prefix(&[LISTENER_TAG]).unwrap_or(&data);
+    // Tags (listener handed over, prepared) come before any failure message.
+    let start = data
+        .iter()
+        .position(|b| *b != LISTENER_TAG && *b != READY_TAG)
+        .unwrap_or(data.len());
+    let json = &data[start..];
     match serde_json::from_slice::<InitMessage>(json) {
         Ok(InitMessage::Failed { step, message }) => Some((step, message)),
         Err(_) => None,
