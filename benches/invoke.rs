@@ -14,7 +14,11 @@
 //! up to date) and taken from the same target directory as the `holactl` binary under test.
 //!
 //! Sample counts can be changed with `HOLA_BENCH_WARM` (default 2000), `HOLA_BENCH_WARMUP`
-//! (100) and `HOLA_BENCH_COLD` (30).
+//! (100) and `HOLA_BENCH_COLD` (30); `HOLA_BENCH_MEMORY_MB` sets the functions' memory size
+//! (the server's default otherwise; the CPU share of an instance follows it) and
+//! `HOLA_BENCH_SETTLE_MS` (100) the pause between stopping the previous instance and a measured
+//! cold start. The server inherits the environment, so e.g. `HOLACTL_ISOLATION=process` selects
+//! its isolation level.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -26,8 +30,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use bytes::Bytes;
 use holactl::client::{Client, Invoked};
-use holactl_sandbox::cgroup::Hierarchy;
-use holactl_sandbox::{IsolationLevel, SandboxConfig};
 use holactl_types::api::{headers as h, CreateFunctionRequest, UpdateFunctionRequest};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -92,7 +94,7 @@ struct Server {
 }
 
 impl Drop for Server {
-    /// SIGTERM first, so the server stops its instances and removes their cgroups.
+    /// SIGTERM first, so that the server stops its instances and removes their cgroups.
     fn drop(&mut self) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
@@ -264,7 +266,13 @@ fn fixtures(noop: &Path) -> anyhow::Result<Vec<Fixture>> {
     ])
 }
 
-async fn deploy(client: &Client, fx: &Fixture, dir: &Path) -> anyhow::Result<()> {
+/// Deploys `fx` and returns its memory size (MB).
+async fn deploy(
+    client: &Client,
+    fx: &Fixture,
+    dir: &Path,
+    memory_mb: Option<u32>,
+) -> anyhow::Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     let src = dir.join(fx.name);
     std::fs::create_dir_all(&src)?;
@@ -276,17 +284,18 @@ async fn deploy(client: &Client, fx: &Fixture, dir: &Path) -> anyhow::Result<()>
     }
     let zip = holactl::package::zip_dir(&src)?;
     let code = client.upload_code(Bytes::from(zip), |_| {}).await?;
-    client
+    let created = client
         .create_function(&CreateFunctionRequest {
             name: fx.name.to_owned(),
             code_sha256: code.code.sha256.clone(),
             runtime: Some(fx.runtime.to_owned()),
             handler: Some(fx.handler.to_owned()),
+            memory_mb,
             environment: Some(environment(None)),
             ..Default::default()
         })
         .await?;
-    Ok(())
+    Ok(created.config.memory_mb)
 }
 
 fn environment(generation: Option<usize>) -> BTreeMap<String, String> {
@@ -345,14 +354,18 @@ async fn warm(
     Ok((latency, duration))
 }
 
-/// Cold samples of one function, each right after one bare start of the program it is compared
-/// with, so that load from other processes on the machine hits both alike: (client latency ms,
-/// server-reported init duration ms, bare start ms).
-async fn cold(client: &Client, fx: &Fixture, n: usize) -> anyhow::Result<ColdSamples> {
+/// Cold samples of one function. Each: change the environment (a new instance key, so the warm
+/// instance is stopped), wait `settle`, run one bare start of the program it is compared with
+/// (so that load from other processes hits both alike), then invoke.
+async fn cold(
+    client: &Client,
+    fx: &Fixture,
+    n: usize,
+    settle: Duration,
+) -> anyhow::Result<ColdSamples> {
     let (_, program, args) = fx.bare;
     let mut samples = ColdSamples::default();
     for generation in 0..n {
-        samples.bare.push(bare_start(program, args)?);
         client
             .update_function(
                 fx.name,
@@ -362,6 +375,11 @@ async fn cold(client: &Client, fx: &Fixture, n: usize) -> anyhow::Result<ColdSam
                 },
             )
             .await?;
+        // The update stops the previous instance. Cold starts are sporadic in real use, so leave
+        // the server a moment: the old instance's teardown finishes and whatever the server
+        // prepares ahead of demand is back, instead of measuring back-to-back starts.
+        tokio::time::sleep(settle).await;
+        samples.bare.push(bare_start(program, args)?);
         let (elapsed, invoked) = invoke_ok(client, fx.name).await?;
         ensure!(invoked.cold_start(), "{}: expected a cold start", fx.name);
         samples.latency.push(ms(elapsed));
@@ -371,28 +389,6 @@ async fn cold(client: &Client, fx: &Fixture, n: usize) -> anyhow::Result<ColdSam
     samples.init = sorted(samples.init);
     samples.bare = sorted(samples.bare);
     Ok(samples)
-}
-
-/// Removes the instance cgroups the stopped server left under its parent group (its data dir
-/// is temporary, so no later start of a server would sweep them); returns how many
-/// directories were removed.
-fn sweep_cgroups(holactl: &Path, data_dir: &Path) -> usize {
-    let name = SandboxConfig {
-        init_program: holactl.to_owned(),
-        level: IsolationLevel::Namespaces,
-        log_cap: 0,
-        // Where the engine puts the sandbox's work dir, which names the cgroup parent.
-        work_dir: data_dir.join("sandbox"),
-    }
-    .cgroup_name();
-    match Hierarchy::detect(Path::new("/sys/fs/cgroup"), &name) {
-        Ok(hierarchy) => {
-            let removed = hierarchy.sweep();
-            hierarchy.remove_parent();
-            removed
-        }
-        Err(_) => 0,
-    }
 }
 
 /// Wall time (ms) of one run of `program args` with a clean environment.
@@ -443,6 +439,12 @@ async fn run() -> anyhow::Result<()> {
     let warm_n = env_count("HOLA_BENCH_WARM", 2000);
     let warmup = env_count("HOLA_BENCH_WARMUP", 100);
     let cold_n = env_count("HOLA_BENCH_COLD", 30);
+    let settle = Duration::from_millis(
+        std::env::var("HOLA_BENCH_SETTLE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100),
+    );
 
     let holactl = PathBuf::from(env!("CARGO_BIN_EXE_holactl"));
     let noop = build_noop_runtime(&holactl)?;
@@ -451,8 +453,14 @@ async fn run() -> anyhow::Result<()> {
     let (server, client) = start_server(&holactl, &data_dir).await?;
     let health = client.health().await?;
     let fixtures = fixtures(&noop)?;
+    let memory_mb = std::env::var("HOLA_BENCH_MEMORY_MB")
+        .ok()
+        .map(|v| v.parse::<u32>())
+        .transpose()
+        .context("HOLA_BENCH_MEMORY_MB")?;
+    let mut memory = 0;
     for fx in &fixtures {
-        deploy(&client, fx, tmp.path())
+        memory = deploy(&client, fx, tmp.path(), memory_mb)
             .await
             .with_context(|| format!("deploying {}", fx.name))?;
     }
@@ -484,17 +492,12 @@ async fn run() -> anyhow::Result<()> {
     // Cold starts, interleaved with the bare starts they are compared with.
     let mut cold_rows = Vec::new();
     for fx in &fixtures {
-        let samples = cold(&client, fx, cold_n)
+        let samples = cold(&client, fx, cold_n, settle)
             .await
             .with_context(|| format!("cold {}", fx.name))?;
         cold_rows.push(samples);
     }
     drop(server);
-    let leaked = if health.isolation == "namespaces" {
-        sweep_cgroups(&holactl, &data_dir)
-    } else {
-        0
-    };
 
     // Report.
     let loop_p50 = pct(&rows[0].latency, 50.0);
@@ -503,13 +506,15 @@ async fn run() -> anyhow::Result<()> {
     println!();
     println!(
         "nproc {}, 1-min load average {load_start} at the start and {} at the end, isolation \
-         `{}`, holactl {}; sequential requests on one keep-alive connection with \
+         `{}`, functions of {memory} MB, holactl {}; sequential requests on one keep-alive connection with \
          `holactl::client::Client`; warm: {warm_n} samples after {warmup} warm-up; cold: \
-         {cold_n} samples, each after one bare start (p99 of {cold_n} is the maximum).",
+         {cold_n} samples, each {} ms after the previous instance was stopped and right after \
+         one bare start (p99 of {cold_n} is the maximum).",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average(),
         health.isolation,
-        health.version
+        health.version,
+        settle.as_millis(),
     );
     println!();
     println!("### Warm invoke");
@@ -560,12 +565,6 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     println!();
-    if leaked > 0 {
-        println!(
-            "note: the server left {leaked} instance cgroup directories behind after a graceful \
-             stop; the bench removed them."
-        );
-    }
     println!("total run time {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
 }
