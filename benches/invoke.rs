@@ -144,7 +144,11 @@ fn build_noop_runtime(holactl: &Path) -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-async fn start_server(holactl: &Path, data_dir: &Path) -> anyhow::Result<(Server, Client)> {
+async fn start_server(
+    holactl: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> anyhow::Result<(Server, Client)> {
     let port = free_port()?;
     let log = data_dir.with_extension("log");
     let out = std::fs::File::create(&log)?;
@@ -153,6 +157,7 @@ async fn start_server(holactl: &Path, data_dir: &Path) -> anyhow::Result<(Server
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .env("HOLACTL_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -450,7 +455,7 @@ async fn run() -> anyhow::Result<()> {
     let noop = build_noop_runtime(&holactl)?;
     let tmp = tempfile::tempdir()?;
     let data_dir = tmp.path().join("data");
-    let (server, client) = start_server(&holactl, &data_dir).await?;
+    let (server, client) = start_server(&holactl, &data_dir, &[]).await?;
     let health = client.health().await?;
     let fixtures = fixtures(&noop)?;
     let memory_mb = std::env::var("HOLA_BENCH_MEMORY_MB")
@@ -497,7 +502,31 @@ async fn run() -> anyhow::Result<()> {
             .with_context(|| format!("cold {}", fx.name))?;
         cold_rows.push(samples);
     }
+
+    // Asynchronous invocations of the Rust no-op: accepted → completed throughput and the
+    // latency from acceptance (202, event on disk) to hand-off to an instance.
+    let async_n = env_count("HOLA_BENCH_ASYNC", 2000);
+    let async_report = async_throughput(&client, "bench-rust", async_n).await?;
     drop(server);
+
+    // The same functions at the `process` level, in the same run, for what isolation costs.
+    let iso_n = env_count("HOLA_BENCH_ISOLATION_COLD", 15);
+    let iso_warm = env_count("HOLA_BENCH_ISOLATION_WARM", 500);
+    let mut isolation_rows = Vec::new();
+    if health.isolation == "namespaces" {
+        let pdir = tmp.path().join("data-process");
+        let (pserver, pclient) = start_server(&holactl, &pdir, &["--isolation", "process"]).await?;
+        let ptmp = tmp.path().join("process-src");
+        std::fs::create_dir_all(&ptmp)?;
+        for fx in fixtures.iter().filter(|f| f.name != "bench-node") {
+            deploy(&pclient, fx, &ptmp, memory_mb).await?;
+            invoke_ok(&pclient, fx.name).await?;
+            let (latency, _) = warm(&pclient, fx.name, warmup, iso_warm, true).await?;
+            let c = cold(&pclient, fx, iso_n, settle).await?;
+            isolation_rows.push((fx.label, sorted(latency), c));
+        }
+        drop(pserver);
+    }
 
     // Report.
     let loop_p50 = pct(&rows[0].latency, 50.0);
@@ -564,9 +593,113 @@ async fn run() -> anyhow::Result<()> {
             fmt_ms(pct(&c.bare, 50.0)),
         );
     }
+    if !isolation_rows.is_empty() {
+        println!();
+        println!("### Isolation levels (same run)");
+        println!();
+        println!(
+            "`namespaces` (pid/mount/net/ipc/uts/cgroup namespaces, cgroup, seccomp, read-only \
+             root, unprivileged uid; sandboxes prepared ahead of demand) against `process` (own \
+             process group, rlimits, clean environment). Cold: init p50 of the cold samples \
+             above vs {iso_n} samples at `process`; warm: p50 of the samples above vs \
+             {iso_warm} at `process`."
+        );
+        println!();
+        println!(
+            "| runtime | cold init p50, namespaces | cold init p50, process | isolation adds (cold) \
+             | warm p50, namespaces | warm p50, process | isolation adds (warm) |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (label, warm_process, cold_process) in &isolation_rows {
+            let ns_index = fixtures.iter().position(|f| f.label == *label);
+            let Some(i) = ns_index else {
+                continue;
+            };
+            let ns_cold = pct(&cold_rows[i].init, 50.0);
+            let pr_cold = pct(&cold_process.init, 50.0);
+            let ns_warm = pct(&rows[i + 1].latency, 50.0);
+            let pr_warm = pct(warm_process, 50.0);
+            println!(
+                "| {label} | {} | {} | {} | {} | {} | {} |",
+                fmt_ms(ns_cold),
+                fmt_ms(pr_cold),
+                fmt_ms(ns_cold - pr_cold),
+                fmt_ms(ns_warm),
+                fmt_ms(pr_warm),
+                fmt_ms(ns_warm - pr_warm),
+            );
+        }
+    }
+    println!();
+    println!("### Asynchronous invocations");
+    println!();
+    println!("{async_report}");
     println!();
     println!("total run time {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Sends `n` async invocations (32 at a time), waits for all to complete, and reports
+/// accept throughput, accepted → completed throughput, and accept → start latency.
+async fn async_throughput(client: &Client, name: &str, n: usize) -> anyhow::Result<String> {
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    let ids: Vec<String> = futures_util::stream::iter(0..n)
+        .map(|_| {
+            let client = client.clone();
+            async move {
+                client
+                    .invoke_async(name, Bytes::from_static(b"{}"), None)
+                    .await
+                    .map(|r| r.id)
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    let accepted_in = started.elapsed();
+    let mut records = Vec::with_capacity(n);
+    for id in &ids {
+        loop {
+            let r = client.get_execution(id).await?;
+            if r.status.is_final() {
+                ensure!(
+                    r.status == holactl_types::ExecutionStatus::Complete,
+                    "async {id} ended {:?}",
+                    r.status
+                );
+                records.push(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let first = records.iter().map(|r| r.created_at).min().unwrap_or(0);
+    let last = records
+        .iter()
+        .filter_map(|r| r.ended_at)
+        .max()
+        .unwrap_or(first);
+    let span_s = ((last - first).max(1)) as f64 / 1000.0;
+    let waits = sorted(
+        records
+            .iter()
+            .filter_map(|r| r.started_at.map(|s| (s - r.created_at) as f64))
+            .collect(),
+    );
+    Ok(format!(
+        "| measure | value |\n|---|---|\n\
+         | invocations | {n} (Rust no-op, 32 concurrent senders) |\n\
+         | accepted (202, durable) per second | {:.0} |\n\
+         | accepted → completed per second | {:.0} |\n\
+         | accept → start p50 / p99 (ms, whole-ms timestamps) | {:.0} / {:.0} |",
+        n as f64 / accepted_in.as_secs_f64(),
+        n as f64 / span_s,
+        pct(&waits, 50.0),
+        pct(&waits, 99.0),
+    ))
 }
 
 fn main() -> std::process::ExitCode {

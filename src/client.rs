@@ -596,6 +596,27 @@ impl Client {
         self.json(Method::GET, &path, None).await
     }
 
+    /// `GET /api/v1/usage` (`since` in epoch milliseconds).
+    pub async fn usage(
+        &self,
+        since: Option<i64>,
+        function: Option<&str>,
+    ) -> Result<holactl_types::usage::UsageReport, ClientError> {
+        let mut query = Vec::new();
+        if let Some(s) = since {
+            query.push(format!("since={s}"));
+        }
+        if let Some(f) = function {
+            query.push(format!("function={f}"));
+        }
+        let path = if query.is_empty() {
+            "/api/v1/usage".to_owned()
+        } else {
+            format!("/api/v1/usage?{}", query.join("&"))
+        };
+        self.json(Method::GET, &path, None).await
+    }
+
     /// Queues an asynchronous invocation (`X-Invocation-Type: Event`); answers the pending
     /// execution.
     pub async fn invoke_async(

@@ -19,6 +19,7 @@ mod schedules;
 mod secrets;
 mod shutdown;
 mod timeout;
+mod usage;
 mod versions;
 mod warm;
 mod webhooks;

@@ -21,6 +21,7 @@ pub mod serve;
 mod test_local;
 mod trigger;
 mod update;
+mod usage;
 mod versions;
 mod webhook;
 
@@ -125,6 +126,8 @@ pub enum LambdaCommand {
     Secret(secret::SecretCommand),
     /// Show the audit trail of changes.
     Audit(audit::AuditArgs),
+    /// Show usage and cost (requests, GB-seconds) per function and day.
+    Usage(usage::UsageArgs),
     /// Change a function's configuration without new code.
     Update(update::UpdateArgs),
     /// Inspect, replay or purge a function's dead-lettered async events.
@@ -202,6 +205,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Alias(c) => alias::run(g, c).await,
         LambdaCommand::Secret(c) => secret::run(g, c).await,
         LambdaCommand::Audit(a) => audit::run(g, a).await,
+        LambdaCommand::Usage(a) => usage::run(g, a).await,
         LambdaCommand::Update(a) => update::run(g, a).await,
         LambdaCommand::Dlq(c) => dlq::run(g, c).await,
         LambdaCommand::Webhook(c) => webhook::run(g, c).await,

@@ -29,6 +29,13 @@ pub struct ServeArgs {
     /// Account-wide limit of concurrent executions.
     #[arg(long, env = "MAX_CONCURRENT_EXECUTIONS", default_value_t = holactl_types::limits::DEFAULT_ACCOUNT_CONCURRENCY)]
     pub max_concurrency: u32,
+    /// Usage reports' price per request, USD (default: AWS Lambda's x86 list price,
+    /// $0.20 per 1M requests).
+    #[arg(long, env = "HOLACTL_PRICE_PER_REQUEST", default_value_t = holactl_types::usage::AWS_PRICE_PER_REQUEST)]
+    pub price_per_request: f64,
+    /// Usage reports' price per GB-second, USD (default: AWS Lambda's x86 list price).
+    #[arg(long, env = "HOLACTL_PRICE_PER_GB_SECOND", default_value_t = holactl_types::usage::AWS_PRICE_PER_GB_SECOND)]
+    pub price_per_gb_second: f64,
 }
 
 fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
@@ -66,6 +73,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     config.isolation = args.isolation;
     config.idle_ttl = Duration::from_secs(args.idle_ttl.max(1));
     config.max_concurrency = args.max_concurrency;
+    for (flag, price) in [
+        ("--price-per-request", args.price_per_request),
+        ("--price-per-gb-second", args.price_per_gb_second),
+    ] {
+        if !price.is_finite() || price < 0.0 {
+            anyhow::bail!("{flag} must be a price of 0 or more, got {price}");
+        }
+    }
+    config.price_per_request = args.price_per_request;
+    config.price_per_gb_second = args.price_per_gb_second;
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

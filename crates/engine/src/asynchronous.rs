@@ -22,6 +22,8 @@ use crate::{now_ms, Engine, EngineError};
 
 /// Extra lease time beyond the function's timeout, for start-up and recording.
 const LEASE_MARGIN_MS: i64 = 30_000;
+/// The lease taken before the function is known: its timeout (up to a minute) plus the margin.
+const INITIAL_LEASE_MS: i64 = LEASE_MARGIN_MS + 60_000;
 /// How often idle workers look for due retries.
 const POLL: Duration = Duration::from_millis(200);
 /// Longest backoff between retries.
@@ -226,7 +228,7 @@ impl Engine {
                     .inner
                     .stores
                     .queues
-                    .lease(ASYNC_QUEUE, free, LEASE_MARGIN_MS + 60_000, now_ms())
+                    .lease(ASYNC_QUEUE, free, INITIAL_LEASE_MS, now_ms())
                     .await
                 {
                     Ok(l) => l,
@@ -245,6 +247,8 @@ impl Engine {
                 tokio::spawn(async move {
                     engine.deliver(msg).await;
                     drop(permit);
+                    // A worker is free: look for more work now rather than at the next poll.
+                    engine.inner.async_work.notify_one();
                 });
             }
             if got == 0 || workers.available_permits() == 0 {

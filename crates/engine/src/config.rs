@@ -34,6 +34,10 @@ pub struct EngineConfig {
     /// Sandboxes kept prepared ahead of demand (cgroup and namespaces ready), which takes
     /// the cost of joining a cgroup off cold starts.
     pub prepared_sandboxes: usize,
+    /// Usage reports' price per request, USD (default: AWS's x86 list price).
+    pub price_per_request: f64,
+    /// Usage reports' price per GB-second, USD (default: AWS's x86 list price).
+    pub price_per_gb_second: f64,
 }
 
 impl EngineConfig {
@@ -52,6 +56,8 @@ impl EngineConfig {
             async_workers: 16,
             retry_base: Duration::from_secs(1),
             prepared_sandboxes: 2,
+            price_per_request: holactl_types::usage::AWS_PRICE_PER_REQUEST,
+            price_per_gb_second: holactl_types::usage::AWS_PRICE_PER_GB_SECOND,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! - [`code`]: zip validation and the unpacked, content-addressed code cache.
 //! - [`pool`]: warm instances and their idle TTL.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`usage`]: usage metering: requests, GB-seconds and cost per function and day.
 //! - [`auth`]: the admin token.
 //! - [`config`], [`error`]: configuration and [`EngineError`].
 
@@ -33,6 +34,7 @@ pub mod pool;
 pub mod queues;
 pub mod schedules;
 pub mod secrets;
+pub mod usage;
 pub mod versions;
 pub mod webhooks;
 

@@ -69,6 +69,7 @@ pub fn router(engine: Engine) -> Router {
             axum::routing::put(secrets::set).delete(secrets::delete),
         )
         .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/usage", get(crate::handlers::usage::report))
         .route(
             "/api/v1/schedules",
             post(schedules::create).get(schedules::list),

@@ -232,3 +232,120 @@ pub async fn queues(q: &dyn crate::WorkQueue) {
     // Queues are independent.
     assert_eq!(q.depth("b", 0).await.unwrap().ready, 1);
 }
+
+fn finished(
+    id: &str,
+    function: &str,
+    ended_at: i64,
+    billed: u64,
+    memory_mb: u32,
+) -> ExecutionRecord {
+    let mut r = record(id, function, ended_at);
+    r.status = ExecutionStatus::Complete;
+    r.ended_at = Some(ended_at);
+    r.billed_duration_ms = Some(billed);
+    r.memory_mb = memory_mb;
+    r
+}
+
+/// Usage aggregates: only final billed records count, each execution once however often it
+/// is written (pending → running → final, rewrites, a retry that changes the charge), per
+/// function and UTC day, with function and day filters.
+pub async fn usage(store: &dyn ExecutionStore) {
+    use crate::UsageQuery;
+    use holactl_types::usage::DayUsage;
+    const DAY: i64 = 86_400_000;
+
+    // u1: written pending/running, then final three times (sync and background writes).
+    let mut pending = record("u1", "f", 10);
+    pending.status = ExecutionStatus::Pending;
+    store.record(pending, None).await.unwrap();
+    store.record_later(record("u1", "f", 10), None);
+    store.record_later(finished("u1", "f", 20, 7, 128), None);
+    store
+        .record(finished("u1", "f", 20, 7, 128), None)
+        .await
+        .unwrap();
+    store.record_later(finished("u1", "f", 20, 7, 128), None);
+    // u2: another function, next day.
+    store
+        .record(finished("u2", "g", DAY + 5, 100, 1024), None)
+        .await
+        .unwrap();
+    // u3: a running record costs nothing yet.
+    store.record(record("u3", "f", 30), None).await.unwrap();
+    // u4: counted, then rewritten with a different charge (a retry): only the last counts.
+    store.record_later(finished("u4", "f", 40, 50, 256), None);
+    store.record_later(finished("u4", "f", 41, 3, 256), None);
+    // u5: counted, then back to pending (a retry queued): no longer charged.
+    store.record_later(finished("u5", "f", 50, 1000, 256), None);
+    let mut retry = record("u5", "f", 50);
+    retry.status = ExecutionStatus::Pending;
+    store.record_later(retry, None);
+    // u6: cancelled before it ran: final but not billed.
+    let mut cancelled = record("u6", "f", 60);
+    cancelled.status = ExecutionStatus::Cancelled;
+    store.record_later(cancelled, None);
+
+    let all = store.usage(UsageQuery::default()).await.unwrap();
+    let f0 = DayUsage {
+        function: "f".into(),
+        day: 0,
+        requests: 2,
+        billed_ms: 10,
+        mb_ms: 7 * 128 + 3 * 256,
+    };
+    let g1 = DayUsage {
+        function: "g".into(),
+        day: 1,
+        requests: 1,
+        billed_ms: 100,
+        mb_ms: 100 * 1024,
+    };
+    assert_eq!(all, vec![f0.clone(), g1.clone()]);
+    let only_f = store
+        .usage(UsageQuery {
+            function: Some("f".into()),
+            since_day: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_f, vec![f0]);
+    let since = store
+        .usage(UsageQuery {
+            function: None,
+            since_day: Some(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(since, vec![g1]);
+    assert!(store
+        .usage(UsageQuery {
+            function: Some("nope".into()),
+            since_day: None,
+        })
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The aggregates equal the sum over the records.
+    let records = store
+        .list(ExecutionQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let charged: Vec<_> = records
+        .iter()
+        .filter_map(holactl_types::usage::Charge::of)
+        .collect();
+    assert_eq!(
+        charged.len() as u64,
+        all.iter().map(|d| d.requests).sum::<u64>()
+    );
+    assert_eq!(
+        charged.iter().map(|c| c.mb_ms).sum::<u64>(),
+        all.iter().map(|d| d.mb_ms).sum::<u64>()
+    );
+}

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use holactl_types::usage::DayUsage;
 use holactl_types::ExecutionRecord;
 
 pub mod conformance;
@@ -84,6 +85,15 @@ pub struct ExecutionQuery {
     pub limit: usize,
 }
 
+/// Which usage aggregates to read.
+#[derive(Clone, Debug, Default)]
+pub struct UsageQuery {
+    /// Only this function's.
+    pub function: Option<String>,
+    /// Only days (UTC, days since the epoch) from this one on.
+    pub since_day: Option<i64>,
+}
+
 /// A captured log as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredLog {
@@ -108,6 +118,10 @@ pub trait ExecutionStore: Send + Sync + 'static {
     async fn list(&self, query: ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError>;
     /// The log of an execution, if it has one.
     async fn log(&self, id: &str) -> Result<Option<StoredLog>, StoreError>;
+    /// Usage per function and UTC day: the sum, over the current records, of each final
+    /// record's [`holactl_types::usage::Charge`] (each execution counted once however often
+    /// it was written). Reads after every write queued before the call.
+    async fn usage(&self, query: UsageQuery) -> Result<Vec<DayUsage>, StoreError>;
 }
 
 /// A message to add to a work queue.

@@ -16,6 +16,7 @@
 //! - [`webhook`]: signed webhooks, their schemes and API bodies.
 //! - [`api`]: request and response bodies of the HTTP API shared by the server and clients.
 //! - [`schedule`]: cron and rate schedules: requests, records, views, rate parsing.
+//! - [`usage`]: usage metering: per-execution charges, daily aggregates, priced reports.
 
 pub mod api;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod function;
 pub mod limits;
 pub mod queue;
 pub mod schedule;
+pub mod usage;
 pub mod version;
 pub mod webhook;
 

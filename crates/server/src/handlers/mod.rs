@@ -9,5 +9,6 @@ pub mod schedules;
 pub mod secrets;
 pub mod system;
 pub mod triggers;
+pub mod usage;
 pub mod versions;
 pub mod webhooks;

@@ -6,6 +6,7 @@
 
 mod blobs;
 mod queue;
+mod usage;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use blobs::FsBlobStore;
 use writer::{Op, Reply};
 
-use crate::{Entry, ExecutionQuery, ExecutionStore, Kv, StoreError, StoredLog, Stores};
+use crate::{Entry, ExecutionQuery, ExecutionStore, Kv, StoreError, StoredLog, Stores, UsageQuery};
+use holactl_types::usage::DayUsage;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -79,6 +81,9 @@ impl EmbeddedStore {
             .map_err(StoreError::unavailable)?;
         write_conn
             .execute_batch(queue::SCHEMA)
+            .map_err(StoreError::unavailable)?;
+        write_conn
+            .execute_batch(usage::SCHEMA)
             .map_err(StoreError::unavailable)?;
         let read_conn = open_connection(&db)?;
         let writer = writer::spawn(write_conn)?;
@@ -222,6 +227,7 @@ impl Kv for EmbeddedStore {
 fn execution_op(exec: ExecutionRecord, log: Option<StoredLog>, reply: Option<Reply>) -> Op {
     Op::Execution {
         body: serde_json::to_string(&exec).unwrap_or_default(),
+        charge: holactl_types::usage::Charge::of(&exec),
         id: exec.id,
         function: exec.function,
         created_at: exec.created_at,
@@ -331,6 +337,12 @@ impl ExecutionStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn usage(&self, query: UsageQuery) -> Result<Vec<DayUsage>, StoreError> {
+        self.barrier().await?;
+        self.read(move |c| usage::read(c, query.function.as_deref(), query.since_day))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +365,34 @@ mod tests {
     async fn execution_conformance() {
         let (_dir, stores) = open();
         crate::conformance::executions(stores.executions.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn usage_conformance() {
+        let (_dir, stores) = open();
+        crate::conformance::usage(stores.executions.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn usage_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let stores = EmbeddedStore::open(dir.path()).unwrap();
+            crate::conformance::usage(stores.executions.as_ref()).await;
+            stores
+                .executions
+                .usage(UsageQuery::default())
+                .await
+                .unwrap()
+        };
+        let stores = EmbeddedStore::open(dir.path()).unwrap();
+        let after = stores
+            .executions
+            .usage(UsageQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(before, after);
+        assert!(!after.is_empty());
     }
 
     #[tokio::test]

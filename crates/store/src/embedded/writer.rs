@@ -35,6 +35,8 @@ pub(super) enum Op {
         function: String,
         created_at: i64,
         body: String,
+        /// What the record is charged now (see `usage.rs`).
+        charge: Option<holactl_types::usage::Charge>,
         log: Option<StoredLog>,
         reply: Option<Reply>,
     },
@@ -218,9 +220,11 @@ fn apply(
             function,
             created_at,
             body,
+            charge,
             log,
             reply,
         } => {
+            super::usage::account(tx, &id, charge.as_ref())?;
             tx.execute(
                 "INSERT INTO executions (id, function, created_at, body) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO UPDATE SET body = excluded.body",
