@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod awslambdaric;
 mod bad_input;
+mod crash;
 mod errors;
 mod events;
 mod isolation;
