@@ -1084,3 +1084,60 @@ async fn every_change_is_audited_and_the_trail_is_read_only() {
     );
     assert_eq!(after["entries"].as_array().expect("entries")[..], all[..]);
 }
+
+#[tokio::test]
+async fn functions_per_project_are_capped_at_1000() {
+    let server = Server::start().await;
+    let client = server.client();
+    let zip = crate::util::zip(&[crate::util::Entry::File(
+        "lambda_function.py",
+        b"def lambda_handler(e, c):\n    return {}\n",
+        0o644,
+    )]);
+    let code = client
+        .upload_code(Bytes::from(zip), |_| {})
+        .await
+        .expect("upload");
+    let create = |name: String| {
+        json!({
+            "name": name,
+            "code_sha256": code.code.sha256,
+            "runtime": "python3.11",
+        })
+    };
+    for i in 0..1000 {
+        let answer = server
+            .request_json(Method::POST, "/api/v1/functions", &create(format!("f{i}")))
+            .await;
+        assert_eq!(
+            answer.status.as_u16(),
+            201,
+            "function {i}: {}",
+            json(&answer)
+        );
+    }
+    let answer = server
+        .request_json(
+            Method::POST,
+            "/api/v1/functions",
+            &create("one-too-many".into()),
+        )
+        .await;
+    assert_api_error(&answer, 400, "LIMIT_EXCEEDED");
+    let names = server.function_names().await;
+    assert_eq!(names.len(), 1000);
+    assert!(!names.iter().any(|n| n == "one-too-many"));
+    // Deleting one makes room again.
+    let answer = server
+        .request(Method::DELETE, "/api/v1/functions/f0", None)
+        .await;
+    assert_eq!(answer.status.as_u16(), 204);
+    let answer = server
+        .request_json(
+            Method::POST,
+            "/api/v1/functions",
+            &create("one-too-many".into()),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 201, "{}", json(&answer));
+}
