@@ -170,40 +170,22 @@ async fn webhook_deliveries_survive_a_sigkill() {
         &[("lambda_function.py", ECHO, false)],
         &["--runtime", "python3.11"],
     );
-    let out = {
-        let mut child = std::process::Command::new(crate::util::BIN)
-            .args([
-                "lambda",
-                "webhook",
-                "create",
-                "orders",
-                "--function",
-                "hook",
-                "--scheme",
-                "hmac-sha256",
-                "--secret-from-stdin",
-                "-o",
-                "json",
-            ])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", server.work_dir())
-            .env("HOLACTL_ENDPOINT", server.endpoint())
-            .env("HOLACTL_TOKEN", server.token())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("webhook create");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(SECRET.as_bytes())
-            .expect("stdin");
-        child.wait_with_output().expect("webhook create")
-    };
+    let out = server.cli_stdin(
+        &[
+            "lambda",
+            "webhook",
+            "create",
+            "orders",
+            "--function",
+            "hook",
+            "--scheme",
+            "hmac-sha256",
+            "--secret-from-stdin",
+            "-o",
+            "json",
+        ],
+        SECRET.as_bytes(),
+    );
     assert_success(&out, "webhook create");
     let view: Value = serde_json::from_slice(&out.stdout).expect("json");
     let path = view["path"].as_str().expect("path").to_owned();

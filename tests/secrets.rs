@@ -3,7 +3,7 @@
 //! missing or still bound, and never stored in plaintext anywhere in the data dir. A server
 //! with another master key is refused at start rather than leaking or mixing anything.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -46,35 +46,10 @@ fn sha256_hex(s: &str) -> String {
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
 
-/// Runs `holactl ARGS` against `server` with `input` on stdin.
-fn cli_stdin(server: &Server, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(server.work_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", server.work_dir())
-        .env("HOLACTL_ENDPOINT", server.endpoint())
-        .env("HOLACTL_TOKEN", server.token())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running holactl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("writing stdin");
-    child.wait_with_output().expect("waiting for holactl")
-}
-
 /// `secret set NAME` with `value` on stdin (plus the newline `echo` adds); asserts success and
 /// that the value is not echoed.
 fn set_secret(server: &Server, name: &str, value: &str) -> String {
-    let out = cli_stdin(
-        server,
+    let out = server.cli_stdin(
         &["lambda", "secret", "set", name],
         format!("{value}\n").as_bytes(),
     );

@@ -741,6 +741,31 @@ pub fn assert_invoke_ok(invoked: &Invoked) -> Value {
 }
 
 impl Server {
+    /// Runs `holactl ARGS` as a client of this server (clean environment, in the work dir)
+    /// with `input` on stdin.
+    pub fn cli_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(&self.work)
+            .env_clear()
+            .env("PATH", path_var())
+            .env("HOME", &self.home)
+            .env("HOLACTL_ENDPOINT", &self.endpoint)
+            .env("HOLACTL_TOKEN", &self.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running holactl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("writing stdin");
+        child.wait_with_output().expect("waiting for holactl")
+    }
+
     /// Kills the server with SIGKILL (no graceful shutdown), then starts it again on the same
     /// data dir; the endpoint may change.
     pub async fn kill_and_restart(&mut self) {

@@ -4,9 +4,7 @@
 //! unknown ids 404 like any unknown route; oversized bodies 413; the secret is never returned,
 //! printed or stored in plaintext.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,7 +14,7 @@ use http::Method;
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
-use crate::util::{assert_api_error, assert_success, json, stdout, Server, BIN};
+use crate::util::{assert_api_error, assert_success, json, stdout, Server};
 
 const GITHUB_SECRET: &str = "gh-e2e-Tq7Wm2Xc9Lp4";
 const STRIPE_SECRET: &str = "whsec_e2e_Vb3Nk8Rz5Hd1";
@@ -63,30 +61,6 @@ async fn post(client: &Client, path: &str, headers: &[(&str, &str)], body: &[u8]
         .unwrap_or_else(|e| panic!("POST {path}: {e}"))
 }
 
-/// Runs `holactl ARGS` against `server` with `input` on stdin.
-fn cli_stdin(server: &Server, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(server.work_dir())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", server.work_dir())
-        .env("HOLACTL_ENDPOINT", server.endpoint())
-        .env("HOLACTL_TOKEN", server.token())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running holactl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("writing stdin");
-    child.wait_with_output().expect("waiting for holactl")
-}
-
 /// `webhook create NAME --function hook --scheme SCHEME --secret-from-stdin EXTRA…`; returns
 /// the webhook's path.
 fn create(server: &Server, name: &str, scheme: &str, secret: &str, extra: &[&str]) -> String {
@@ -104,7 +78,7 @@ fn create(server: &Server, name: &str, scheme: &str, secret: &str, extra: &[&str
         "json",
     ];
     args.extend_from_slice(extra);
-    let out = cli_stdin(server, &args, format!("{secret}\n").as_bytes());
+    let out = server.cli_stdin(&args, format!("{secret}\n").as_bytes());
     assert_success(&out, &format!("webhook create {name}"));
     assert!(!stdout(&out).contains(secret), "the secret is echoed");
     let view: Value = serde_json::from_str(&stdout(&out)).expect("create prints JSON");
@@ -360,8 +334,7 @@ async fn webhooks_are_managed_without_exposing_their_secret() {
     assert_eq!((view.function.as_str(), view.tolerance_s), ("hook", 60));
 
     // Duplicate names, unknown functions and bad schemes are refused.
-    let out = cli_stdin(
-        &server,
+    let out = server.cli_stdin(
         &[
             "lambda",
             "webhook",
@@ -376,8 +349,7 @@ async fn webhooks_are_managed_without_exposing_their_secret() {
         b"x\n",
     );
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("CONFLICT"));
-    let out = cli_stdin(
-        &server,
+    let out = server.cli_stdin(
         &[
             "lambda",
             "webhook",
@@ -425,8 +397,7 @@ async fn webhooks_are_managed_without_exposing_their_secret() {
     assert_api_error(&answer, 413, "PAYLOAD_TOO_LARGE");
 
     // Rotation: the old secret stops working, the new one works.
-    let out = cli_stdin(
-        &server,
+    let out = server.cli_stdin(
         &[
             "lambda",
             "webhook",
