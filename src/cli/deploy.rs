@@ -24,19 +24,33 @@ pub struct DeployArgs {
     /// A directory (zipped here) or a .zip file.
     #[arg(long)]
     pub source: PathBuf,
-    /// Runtime (overrides the manifest).
+    /// Configuration (each flag overrides the manifest).
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    /// Bind secret SECRET as environment variable ENV (repeatable; added to the manifest's).
+    #[arg(long = "secret", value_name = "ENV=SECRET")]
+    pub secrets: Vec<String>,
+    /// Environment variable KEY=VALUE (repeatable; added to the manifest's).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+}
+
+/// Configuration flags shared by `deploy` and `update`.
+#[derive(Debug, Args)]
+pub struct ConfigFlags {
+    /// Runtime: python3.X, nodejsNN.x, nodeNN, provided.
     #[arg(long)]
     pub runtime: Option<String>,
-    /// Handler (overrides the manifest).
+    /// Handler.
     #[arg(long)]
     pub handler: Option<String>,
-    /// Memory size, MB (overrides the manifest).
+    /// Memory size, MB (512–4096).
     #[arg(long)]
     pub memory: Option<u32>,
-    /// Timeout, seconds (overrides the manifest).
+    /// Timeout, seconds (1–900).
     #[arg(long)]
     pub timeout: Option<u32>,
-    /// Description (overrides the manifest).
+    /// Description.
     #[arg(long)]
     pub description: Option<String>,
     /// Size of /tmp, MB (512–10240; memory-backed, counts toward memory).
@@ -45,12 +59,6 @@ pub struct DeployArgs {
     /// Network reach: isolated (default, no outbound connections) or host.
     #[arg(long, value_parser = parse_network)]
     pub network: Option<Network>,
-    /// Bind secret SECRET as environment variable ENV (repeatable; added to the manifest's).
-    #[arg(long = "secret", value_name = "ENV=SECRET")]
-    pub secrets: Vec<String>,
-    /// Environment variable KEY=VALUE (repeatable; added to the manifest's).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
 }
 
 /// Reads `hola.toml` from `dir`, if present.
@@ -141,13 +149,14 @@ pub async fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<Outcome> {
     let client = g.client()?;
     let existing = client.find_function(&args.name).await?;
     let sha = upload(&client, zip).await?;
-    let runtime = args.runtime.or(manifest.runtime);
-    let handler = args.handler.or(manifest.handler);
-    let memory_mb = args.memory.or(manifest.memory_mb);
-    let timeout_s = args.timeout.or(manifest.timeout_s);
-    let description = args.description.or(manifest.description);
-    let ephemeral_storage_mb = args.ephemeral_storage.or(manifest.ephemeral_storage_mb);
-    let network = args.network.or(manifest.network);
+    let c = args.config;
+    let runtime = c.runtime.or(manifest.runtime);
+    let handler = c.handler.or(manifest.handler);
+    let memory_mb = c.memory.or(manifest.memory_mb);
+    let timeout_s = c.timeout.or(manifest.timeout_s);
+    let description = c.description.or(manifest.description);
+    let ephemeral_storage_mb = c.ephemeral_storage.or(manifest.ephemeral_storage_mb);
+    let network = c.network.or(manifest.network);
     let view = match existing {
         Some(_) => {
             client

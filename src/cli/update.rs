@@ -3,9 +3,8 @@
 
 use clap::Args;
 use holactl_types::api::UpdateFunctionRequest;
-use holactl_types::function::Network;
 
-use super::deploy::{parse_env, parse_network};
+use super::deploy::{parse_env, ConfigFlags};
 use super::{output, GlobalOpts, Outcome, OutputFormat};
 
 /// `update` options.
@@ -13,27 +12,9 @@ use super::{output, GlobalOpts, Outcome, OutputFormat};
 pub struct UpdateArgs {
     /// Function name.
     pub name: String,
-    /// Handler.
-    #[arg(long)]
-    pub handler: Option<String>,
-    /// Runtime.
-    #[arg(long)]
-    pub runtime: Option<String>,
-    /// Memory size, MB.
-    #[arg(long)]
-    pub memory: Option<u32>,
-    /// Timeout, seconds.
-    #[arg(long)]
-    pub timeout: Option<u32>,
-    /// Description.
-    #[arg(long)]
-    pub description: Option<String>,
-    /// Size of /tmp, MB.
-    #[arg(long = "ephemeral-storage", value_name = "MB")]
-    pub ephemeral_storage: Option<u32>,
-    /// Network reach: isolated or host.
-    #[arg(long, value_parser = parse_network)]
-    pub network: Option<Network>,
+    /// Configuration changes.
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// Replace ALL environment variables with these KEY=VALUE pairs (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
@@ -48,13 +29,13 @@ pub struct UpdateArgs {
 /// Applies the changes.
 pub async fn run(g: &GlobalOpts, args: UpdateArgs) -> anyhow::Result<Outcome> {
     let req = UpdateFunctionRequest {
-        handler: args.handler,
-        runtime: args.runtime,
-        memory_mb: args.memory,
-        timeout_s: args.timeout,
-        description: args.description,
-        ephemeral_storage_mb: args.ephemeral_storage,
-        network: args.network,
+        handler: args.config.handler,
+        runtime: args.config.runtime,
+        memory_mb: args.config.memory,
+        timeout_s: args.config.timeout,
+        description: args.config.description,
+        ephemeral_storage_mb: args.config.ephemeral_storage,
+        network: args.config.network,
         environment: (!args.env.is_empty())
             .then(|| parse_env(&args.env))
             .transpose()?,
