@@ -1,6 +1,7 @@
 //! The typed HTTP client of the `/api/v1` API, shared by the CLI and the end-to-end tests.
 
 // Methods of one resource each, in `src/client/`.
+mod observability;
 mod queues;
 mod schedules;
 
@@ -457,6 +458,42 @@ impl Client {
         self.no_content(
             Method::DELETE,
             &format!("/api/v1/functions/{name}/versions/{version}"),
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/functions/{name}/concurrency`.
+    pub async fn set_concurrency(
+        &self,
+        name: &str,
+        req: &holactl_types::concurrency::FunctionConcurrency,
+    ) -> Result<holactl_types::concurrency::FunctionConcurrency, ClientError> {
+        self.json(
+            Method::PUT,
+            &format!("/api/v1/functions/{name}/concurrency"),
+            Some(Self::encode(req)?),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/functions/{name}/concurrency`.
+    pub async fn get_concurrency(
+        &self,
+        name: &str,
+    ) -> Result<holactl_types::concurrency::FunctionConcurrency, ClientError> {
+        self.json(
+            Method::GET,
+            &format!("/api/v1/functions/{name}/concurrency"),
+            None,
+        )
+        .await
+    }
+
+    /// `DELETE /api/v1/functions/{name}/concurrency`.
+    pub async fn delete_concurrency(&self, name: &str) -> Result<(), ClientError> {
+        self.no_content(
+            Method::DELETE,
+            &format!("/api/v1/functions/{name}/concurrency"),
         )
         .await
     }

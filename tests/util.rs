@@ -33,12 +33,26 @@ pub struct ServerBuilder {
     idle_ttl: Option<u64>,
     isolation: Option<&'static str>,
     relative_data_dir: bool,
+    max_concurrency: Option<u32>,
+    log_format: Option<&'static str>,
 }
 
 impl ServerBuilder {
     /// `--idle-ttl SECONDS`.
     pub fn idle_ttl(mut self, seconds: u64) -> Self {
         self.idle_ttl = Some(seconds);
+        self
+    }
+
+    /// `--max-concurrency N` (the account-wide limit).
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.max_concurrency = Some(n);
+        self
+    }
+
+    /// `--log-format FORMAT` (`human` or `json`).
+    pub fn log_format(mut self, format: &'static str) -> Self {
+        self.log_format = Some(format);
         self
     }
 
@@ -91,6 +105,12 @@ impl ServerBuilder {
         }
         if let Some(level) = self.isolation {
             cmd.args(["--isolation", level]);
+        }
+        if let Some(n) = self.max_concurrency {
+            cmd.args(["--max-concurrency", &n.to_string()]);
+        }
+        if let Some(format) = self.log_format {
+            cmd.args(["--log-format", format]);
         }
         let child = cmd.spawn().expect("starting holactl lambda serve");
         let mut server = Server {
@@ -239,6 +259,11 @@ impl Server {
             std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
             std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
         )
+    }
+
+    /// What the server wrote to stderr so far (its platform log).
+    pub fn server_stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// Like [`assert_success`], with the end of the server's log in the message.

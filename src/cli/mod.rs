@@ -3,6 +3,7 @@
 
 mod alias;
 mod audit;
+mod concurrency;
 mod delete;
 mod deploy;
 mod dlq;
@@ -11,13 +12,16 @@ mod get;
 mod init;
 mod invoke;
 mod list;
+pub mod logging;
 mod logs;
+mod metrics;
 pub mod output;
 mod publish_version;
 mod queue;
 mod schedule;
 mod secret;
 pub mod serve;
+mod status;
 mod test_local;
 mod trigger;
 mod update;
@@ -121,6 +125,9 @@ pub enum LambdaCommand {
     /// Manage aliases and weighted traffic (blue/green).
     #[command(subcommand)]
     Alias(alias::AliasCommand),
+    /// Reserved and provisioned concurrency of a function.
+    #[command(subcommand)]
+    Concurrency(concurrency::ConcurrencyCommand),
     /// Manage secrets (encrypted at rest, bound with deploy --secret ENV=NAME).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -128,6 +135,10 @@ pub enum LambdaCommand {
     Audit(audit::AuditArgs),
     /// Show usage and cost (requests, GB-seconds) per function and day.
     Usage(usage::UsageArgs),
+    /// Show a function's metrics: invocations, error rate, p50/p95/p99 cold vs warm.
+    Metrics(metrics::MetricsArgs),
+    /// Show workers, instances, queue depths, concurrency and firing alerts.
+    Status,
     /// Change a function's configuration without new code.
     Update(update::UpdateArgs),
     /// Inspect, replay or purge a function's dead-lettered async events.
@@ -203,9 +214,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Versions(a) => versions::list(g, a).await,
         LambdaCommand::Version(c) => versions::run(g, c).await,
         LambdaCommand::Alias(c) => alias::run(g, c).await,
+        LambdaCommand::Concurrency(c) => concurrency::run(g, c).await,
         LambdaCommand::Secret(c) => secret::run(g, c).await,
         LambdaCommand::Audit(a) => audit::run(g, a).await,
         LambdaCommand::Usage(a) => usage::run(g, a).await,
+        LambdaCommand::Metrics(a) => metrics::run(g, a).await,
+        LambdaCommand::Status => status::run(g).await,
         LambdaCommand::Update(a) => update::run(g, a).await,
         LambdaCommand::Dlq(c) => dlq::run(g, c).await,
         LambdaCommand::Webhook(c) => webhook::run(g, c).await,

@@ -36,6 +36,21 @@ pub struct ServeArgs {
     /// Usage reports' price per GB-second, USD (default: AWS Lambda's x86 list price).
     #[arg(long, env = "HOLACTL_PRICE_PER_GB_SECOND", default_value_t = holactl_types::usage::AWS_PRICE_PER_GB_SECOND)]
     pub price_per_gb_second: f64,
+    /// Platform log format on stderr: `human` lines or one JSON object per line.
+    #[arg(long, env = "HOLACTL_LOG_FORMAT", value_enum, default_value_t = super::logging::LogFormat::Human)]
+    pub log_format: super::logging::LogFormat,
+    /// Alert when a function's error rate over 5 minutes is above this fraction.
+    #[arg(long, env = "HOLACTL_ALERT_ERROR_RATE", default_value_t = holactl_engine::alerts::DEFAULT_ERROR_RATE)]
+    pub alert_error_rate: f64,
+    /// Alert when a function's cold-start rate over 5 minutes is above this fraction.
+    #[arg(long, env = "HOLACTL_ALERT_COLD_START_RATE", default_value_t = holactl_engine::alerts::DEFAULT_COLD_START_RATE)]
+    pub alert_cold_start_rate: f64,
+    /// Rate alerts need at least this many invocations in the window.
+    #[arg(long, env = "HOLACTL_ALERT_MIN_INVOCATIONS", default_value_t = holactl_engine::alerts::DEFAULT_MIN_INVOCATIONS)]
+    pub alert_min_invocations: u64,
+    /// Alert when concurrent executions reach this fraction of --max-concurrency.
+    #[arg(long, env = "HOLACTL_ALERT_CONCURRENCY", default_value_t = holactl_engine::alerts::DEFAULT_CONCURRENCY_SATURATION)]
+    pub alert_concurrency: f64,
 }
 
 fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
@@ -83,6 +98,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     }
     config.price_per_request = args.price_per_request;
     config.price_per_gb_second = args.price_per_gb_second;
+    for (flag, fraction) in [
+        ("--alert-error-rate", args.alert_error_rate),
+        ("--alert-cold-start-rate", args.alert_cold_start_rate),
+        ("--alert-concurrency", args.alert_concurrency),
+    ] {
+        if !(0.0..=1.0).contains(&fraction) {
+            anyhow::bail!("{flag} must be a fraction from 0 to 1, got {fraction}");
+        }
+    }
+    config.alerts = holactl_engine::alerts::AlertThresholds {
+        error_rate: args.alert_error_rate,
+        cold_start_rate: args.alert_cold_start_rate,
+        min_invocations: args.alert_min_invocations,
+        concurrency_saturation: args.alert_concurrency,
+        ..holactl_engine::alerts::AlertThresholds::default()
+    };
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -429,7 +429,7 @@ impl Engine {
         }
     }
 
-    fn dead_view(&self, dead: holactl_store::DeadMessage) -> Option<DeadLetterView> {
+    pub(crate) fn dead_view(&self, dead: holactl_store::DeadMessage) -> Option<DeadLetterView> {
         let msg: AsyncMessage = serde_json::from_slice(&dead.payload).ok()?;
         Some(DeadLetterView {
             id: dead.id,

@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub price_per_request: f64,
     /// Usage reports' price per GB-second, USD (default: AWS's x86 list price).
     pub price_per_gb_second: f64,
+    /// Thresholds of the alerts the platform evaluates.
+    pub alerts: crate::alerts::AlertThresholds,
 }
 
 impl EngineConfig {
@@ -58,6 +60,7 @@ impl EngineConfig {
             prepared_sandboxes: 2,
             price_per_request: holactl_types::usage::AWS_PRICE_PER_REQUEST,
             price_per_gb_second: holactl_types::usage::AWS_PRICE_PER_GB_SECOND,
+            alerts: crate::alerts::AlertThresholds::default(),
         }
     }
 }

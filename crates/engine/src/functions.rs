@@ -516,6 +516,7 @@ impl Engine {
         if let Ok(mut functions) = self.inner.functions.write() {
             functions.remove(name);
         }
+        let _ = self.forget_concurrency(name).await;
         self.inner.pool.purge(name);
         tracing::info!(function = %name, "function deleted");
         let before_view = self.view(&before);

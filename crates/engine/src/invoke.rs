@@ -255,7 +255,7 @@ fn log_stream_name(version: &str, instance_id: &str) -> String {
 }
 
 impl Engine {
-    fn instance_spec(
+    pub(crate) fn instance_spec(
         &self,
         run: &Runnable,
         secrets: &[(String, String)],
@@ -378,6 +378,15 @@ impl Engine {
             }
         }
         let labels = Metrics::function(name);
+        // The function's own cap first, so a capped function never holds an account slot.
+        let _reserved = match inner.limits.admit(name, req.wait_for_capacity).await {
+            Ok(permit) => permit,
+            Err(e) => {
+                inner.metrics.throttles.get_or_create(&labels).inc();
+                tracing::warn!(function = %name, limit = "function", "invocation throttled");
+                return Err(e);
+            }
+        };
         let _permit = if req.wait_for_capacity {
             inner
                 .concurrency
@@ -388,6 +397,12 @@ impl Engine {
         } else {
             let Ok(permit) = inner.concurrency.clone().try_acquire_owned() else {
                 inner.metrics.throttles.get_or_create(&labels).inc();
+                tracing::warn!(
+                    function = %name,
+                    limit = "account",
+                    max_concurrency = inner.config.max_concurrency,
+                    "invocation throttled"
+                );
                 return Err(EngineError::Throttled(format!(
                     "account concurrency limit of {} reached",
                     inner.config.max_concurrency
@@ -461,9 +476,16 @@ impl Engine {
                     inner.sandbox.spawn(spec).await.map_err(|e| {
                         EngineError::Internal(format!("cannot start instance: {e}"))
                     })?;
+                tracing::info!(
+                    function = %name,
+                    version = %run.version,
+                    instance_key = %run.instance_key,
+                    "instance started"
+                );
                 Worker {
                     instance,
                     secrets: secrets.into_iter().map(|(_, v)| v).collect(),
+                    provisioned: None,
                 }
             }
         };
@@ -490,6 +512,7 @@ impl Engine {
             worker.instance.kill();
             inner.pool.discard();
             drop(worker);
+            tracing::info!(function = %name, reason = "cancelled", "instance stopped");
             return Ok(self.cancelled(
                 run,
                 req.trigger,
@@ -507,6 +530,7 @@ impl Engine {
         } else {
             inner.pool.discard();
             drop(worker);
+            tracing::info!(function = %name, reason = "not_reusable", "instance stopped");
         }
 
         let (status, body, error) = classify(&request_id, config.timeout_s, outcome.result.clone());

@@ -14,16 +14,23 @@
 //! - [`invoke`]: resolve → admit → pool or cold start → invoke → record.
 //! - [`code`]: zip validation and the unpacked, content-addressed code cache.
 //! - [`pool`]: warm instances and their idle TTL.
+//! - [`concurrency`]: per-function reserved concurrency (admission) and its settings.
+//! - [`provisioner`]: provisioned concurrency, instances initialised ahead and kept warm.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`stats`]: per-function metrics over a window (percentiles, rates) from executions.
+//! - [`alerts`]: alerts the platform evaluates, with configurable thresholds.
+//! - [`status`]: workers, instances, queue depths and alerts now.
 //! - [`usage`]: usage metering: requests, GB-seconds and cost per function and day.
 //! - [`auth`]: the admin token.
 //! - [`config`], [`error`]: configuration and [`EngineError`].
 
+pub mod alerts;
 pub mod asynchronous;
 pub mod audit;
 pub mod auth;
 pub(crate) mod cancel;
 pub mod code;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod functions;
@@ -31,9 +38,12 @@ pub mod idempotency;
 pub mod invoke;
 pub mod metrics;
 pub mod pool;
+pub mod provisioner;
 pub mod queues;
 pub mod schedules;
 pub mod secrets;
+pub mod stats;
+pub mod status;
 pub mod usage;
 pub mod versions;
 pub mod webhooks;
@@ -107,6 +117,10 @@ pub(crate) struct Inner {
     pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Pollers of the enabled queue triggers.
     pub queue_pollers: queues::Pollers,
+    /// Per-function reserved and provisioned concurrency.
+    pub limits: concurrency::Limits,
+    /// Wakes the provisioner when settings or functions change.
+    pub provisioner_wake: tokio::sync::Notify,
     pub warnings: Vec<String>,
 }
 
@@ -198,16 +212,20 @@ impl Engine {
                 async_work: tokio::sync::Notify::new(),
                 tasks: Mutex::new(Vec::new()),
                 queue_pollers: queues::Pollers::default(),
+                limits: concurrency::Limits::default(),
+                provisioner_wake: tokio::sync::Notify::new(),
                 warnings,
             }),
         };
         engine.load_functions().await?;
+        engine.load_concurrency().await?;
         engine.start_reaper();
         engine.start_async_workers();
         engine.start_prepared_sandboxes();
         engine.start_queue_pollers();
         engine.start_scheduler();
         engine.start_webhook_janitor();
+        engine.start_provisioner();
         Ok(engine)
     }
 
@@ -231,7 +249,7 @@ impl Engine {
                 let Some(inner) = weak.upgrade() else { return };
                 let stopped = inner.pool.reap(ttl);
                 if stopped > 0 {
-                    tracing::debug!(stopped, "stopped idle instances");
+                    tracing::info!(stopped, reason = "idle_ttl", "instances stopped");
                 }
                 let (idle, busy) = inner.pool.counts();
                 inner.metrics.set_instances(idle, busy);

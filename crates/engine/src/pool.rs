@@ -14,6 +14,15 @@ pub struct Worker {
     pub instance: Instance,
     /// Secret values it was started with, masked in its logs.
     pub secrets: Arc<[String]>,
+    /// Set on instances kept warm by provisioned concurrency; while pinned, the idle TTL does
+    /// not apply to them.
+    pub provisioned: Option<Arc<crate::provisioner::Ticket>>,
+}
+
+impl Worker {
+    fn pinned(&self) -> bool {
+        self.provisioned.as_ref().is_some_and(|t| t.is_pinned())
+    }
 }
 
 struct Idle {
@@ -129,7 +138,8 @@ impl Pool {
                 for idle in keys.values_mut() {
                     let (old, keep): (Vec<Idle>, Vec<Idle>) =
                         std::mem::take(idle).into_iter().partition(|i| {
-                            now.duration_since(i.since) >= ttl || !i.worker.instance.is_reusable()
+                            (now.duration_since(i.since) >= ttl && !i.worker.pinned())
+                                || !i.worker.instance.is_reusable()
                         });
                     *idle = keep;
                     expired.extend(old);

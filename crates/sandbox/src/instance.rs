@@ -97,6 +97,8 @@ pub struct Instance {
     pub(crate) pid: u32,
     pub(crate) handoff: mpsc::Sender<Handoff>,
     pub(crate) init_failure: watch::Receiver<Option<InitFailure>>,
+    /// When the runtime first asked for `next`.
+    pub(crate) ready: watch::Receiver<Option<Instant>>,
     pub(crate) exit: watch::Receiver<Option<ExitInfo>>,
     pub(crate) logs: LogCapture,
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -221,6 +223,38 @@ impl Instance {
         }
         outcome.log = self.logs.finish();
         outcome
+    }
+
+    /// Waits until the runtime has initialised (asked for its first event) without handing it
+    /// one, so its first invocation is warm: no cold start, no init duration. Returns the
+    /// init duration, or why the instance never became ready (it is then killed).
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<Duration, InvokeResult> {
+        let mut ready = self.ready.clone();
+        let mut init_failure = self.init_failure.clone();
+        let mut exit = self.exit.clone();
+        let result = tokio::select! {
+            biased;
+            _ = changed_to_some(&mut ready) => match *self.ready.borrow() {
+                Some(at) => Ok(at.saturating_duration_since(self.spawned_at)),
+                None => Err(InvokeResult::Timeout { during_init: true }),
+            },
+            _ = changed_to_some(&mut init_failure) => {
+                let failure = self.init_failure.borrow().clone();
+                Err(match failure {
+                    Some(f) => InvokeResult::InitError { error_type: f.error_type, body: f.body },
+                    None => InvokeResult::Timeout { during_init: true },
+                })
+            }
+            _ = changed_to_some(&mut exit) => Err(InvokeResult::Exited(self.wait_exit().await)),
+            _ = tokio::time::sleep(timeout) => Err(InvokeResult::Timeout { during_init: true }),
+        };
+        match result {
+            Ok(_) => self.initialized = true,
+            Err(_) => self.kill(),
+        }
+        // What init printed is not any invocation's log.
+        let _ = self.logs.finish();
+        result
     }
 
     async fn wait_exit(&self) -> ExitInfo {

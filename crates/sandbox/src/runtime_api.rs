@@ -89,22 +89,29 @@ pub(crate) struct ApiState {
     queue: tokio::sync::Mutex<mpsc::Receiver<Handoff>>,
     current: Mutex<Current>,
     init_failure: watch::Sender<Option<InitFailure>>,
+    /// When the runtime first asked for `next` (its initialisation is over).
+    ready: watch::Sender<Option<Instant>>,
 }
 
+/// What the instance keeps of its Runtime API: the hand-off queue, init failures, readiness.
+pub(crate) type ApiHandles = (
+    mpsc::Sender<Handoff>,
+    watch::Receiver<Option<InitFailure>>,
+    watch::Receiver<Option<Instant>>,
+);
+
 impl ApiState {
-    pub(crate) fn new() -> (
-        Arc<ApiState>,
-        mpsc::Sender<Handoff>,
-        watch::Receiver<Option<InitFailure>>,
-    ) {
+    pub(crate) fn new() -> (Arc<ApiState>, ApiHandles) {
         let (tx, rx) = mpsc::channel(1);
         let (init_tx, init_rx) = watch::channel(None);
+        let (ready_tx, ready_rx) = watch::channel(None);
         let state = Arc::new(ApiState {
             queue: tokio::sync::Mutex::new(rx),
             current: Mutex::new(Current::default()),
             init_failure: init_tx,
+            ready: ready_tx,
         });
-        (state, tx, init_rx)
+        (state, (tx, init_rx, ready_rx))
     }
 }
 
@@ -207,6 +214,14 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
 }
 
 async fn next(state: &ApiState) -> Resp {
+    state.ready.send_if_modified(|ready| {
+        if ready.is_none() {
+            *ready = Some(Instant::now());
+            true
+        } else {
+            false
+        }
+    });
     let handoff = {
         let mut queue = state.queue.lock().await;
         queue.recv().await

@@ -336,7 +336,7 @@ impl Sandbox {
         writer.write_all(&line).await?;
         writer.shutdown().await?;
 
-        let (state, handoff, init_failure) = ApiState::new();
+        let (state, (handoff, init_failure, ready)) = ApiState::new();
         let api_task = match (p.host_listener.take(), p.listener_rx.take()) {
             (Some(listener), _) => runtime_api::serve(async move { Some(listener) }, state),
             (None, Some(rx)) => runtime_api::serve(async move { rx.await.ok() }, state),
@@ -355,6 +355,7 @@ impl Sandbox {
             pid,
             handoff,
             init_failure,
+            ready,
             exit: p.exit.clone(),
             logs,
             // The wait task is left to finish after a kill: it reaps the process and removes its

@@ -36,6 +36,12 @@ pub fn router(engine: Engine) -> Router {
         )
         .route("/api/v1/functions/{name}/invoke", post(functions::invoke))
         .route(
+            "/api/v1/functions/{name}/concurrency",
+            get(crate::handlers::concurrency::get)
+                .put(crate::handlers::concurrency::put)
+                .delete(crate::handlers::concurrency::delete),
+        )
+        .route(
             "/api/v1/functions/{name}/versions",
             post(versions::publish).get(versions::list),
         )
@@ -70,6 +76,18 @@ pub fn router(engine: Engine) -> Router {
         )
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/usage", get(crate::handlers::usage::report))
+        .route(
+            "/api/v1/functions/{name}/metrics",
+            get(crate::handlers::observability::function_metrics),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(crate::handlers::observability::alerts),
+        )
+        .route(
+            "/api/v1/workers/status",
+            get(crate::handlers::observability::status),
+        )
         .route(
             "/api/v1/schedules",
             post(schedules::create).get(schedules::list),

@@ -16,14 +16,17 @@
 //! - [`webhook`]: signed webhooks, their schemes and API bodies.
 //! - [`api`]: request and response bodies of the HTTP API shared by the server and clients.
 //! - [`schedule`]: cron and rate schedules: requests, records, views, rate parsing.
+//! - [`observability`]: per-function metrics over a window, alerts, platform status.
 //! - [`usage`]: usage metering: per-execution charges, daily aggregates, priced reports.
 
 pub mod api;
 pub mod audit;
+pub mod concurrency;
 pub mod error;
 pub mod execution;
 pub mod function;
 pub mod limits;
+pub mod observability;
 pub mod queue;
 pub mod schedule;
 pub mod usage;

@@ -1,9 +1,11 @@
 //! Request handlers, one file per resource. Each translates HTTP into one engine call.
 
 pub mod audit;
+pub mod concurrency;
 pub mod dlq;
 pub mod executions;
 pub mod functions;
+pub mod observability;
 pub mod queues;
 pub mod schedules;
 pub mod secrets;

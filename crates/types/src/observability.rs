@@ -1,0 +1,140 @@
+//! Observability bodies: per-function metrics over a window, alerts, and the platform status.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::EpochMillis;
+
+/// Percentiles of handler durations, ms; `None` without samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DurationPercentiles {
+    /// Samples.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+}
+
+/// Durations of every, cold and warm invocation.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DurationSplit {
+    /// Every finished invocation.
+    pub all: DurationPercentiles,
+    /// Invocations that started an instance.
+    pub cold: DurationPercentiles,
+    /// Invocations served by a warm instance.
+    pub warm: DurationPercentiles,
+}
+
+/// `GET /api/v1/functions/{name}/metrics`: a function's invocations in a window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionMetrics {
+    /// Function name.
+    pub function: String,
+    /// Window start (inclusive).
+    pub since: EpochMillis,
+    /// Window end (when computed).
+    pub until: EpochMillis,
+    /// Finished invocations in the window.
+    pub invocations: u64,
+    /// Invocations still pending or running.
+    pub in_progress: u64,
+    /// Invocations that ended failed or timed out.
+    pub errors: u64,
+    /// `errors / invocations` (0 without invocations).
+    pub error_rate: f64,
+    /// Invocations that started an instance.
+    pub cold_starts: u64,
+    /// `cold_starts / invocations`.
+    pub cold_start_rate: f64,
+    /// Invocations refused by a concurrency limit since the server started.
+    pub throttles: u64,
+    /// Handler durations.
+    pub duration: DurationSplit,
+    /// Failed invocations by error code.
+    pub errors_by_code: BTreeMap<String, u64>,
+}
+
+/// How bad an alert is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Look soon.
+    Warning,
+    /// Look now.
+    Critical,
+}
+
+/// One firing alert, as `GET /api/v1/alerts` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `error_rate`, `cold_starts`, `concurrency_saturation` or `dlq_growth`.
+    pub name: String,
+    /// How bad.
+    pub severity: Severity,
+    /// The function concerned, for per-function alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The observed value.
+    pub value: f64,
+    /// The threshold it crossed.
+    pub threshold: f64,
+    /// Start of the window evaluated.
+    pub since: EpochMillis,
+    /// What is wrong, for people.
+    pub message: String,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertList {
+    /// Firing alerts.
+    pub alerts: Vec<Alert>,
+}
+
+/// Async workers of this node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AsyncWorkers {
+    /// Configured workers.
+    pub configured: u64,
+    /// Workers running an event now.
+    pub busy: u64,
+}
+
+/// Depth of one queue.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueDepthView {
+    /// Deliverable now.
+    pub ready: u64,
+    /// Waiting for their delay or retry backoff.
+    pub delayed: u64,
+    /// Leased by a consumer.
+    pub in_flight: u64,
+    /// Dead-lettered.
+    pub dead: u64,
+}
+
+/// `GET /api/v1/workers/status`: what the platform is doing now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlatformStatus {
+    /// Isolation level in force.
+    pub isolation: String,
+    /// Async workers.
+    pub async_workers: AsyncWorkers,
+    /// Instances by state (`idle`, `busy`).
+    pub instances: BTreeMap<String, u64>,
+    /// Sandboxes kept prepared ahead of demand.
+    pub prepared_sandboxes: u64,
+    /// Invocations running now, and the account limit.
+    pub concurrent_executions: u64,
+    /// Account-wide concurrency limit.
+    pub max_concurrency: u64,
+    /// Queue depths by queue (`async` is the asynchronous-invocation queue).
+    pub queues: BTreeMap<String, QueueDepthView>,
+    /// Firing alerts.
+    pub alerts: Vec<Alert>,
+}

@@ -1,0 +1,63 @@
+//! `holactl lambda status`: async workers, instances, prepared sandboxes, queue depths,
+//! concurrency, isolation and firing alerts.
+
+use super::{output, GlobalOpts, Outcome, OutputFormat};
+
+/// Prints the platform's status.
+pub async fn run(g: &GlobalOpts) -> anyhow::Result<Outcome> {
+    let s = g.client()?.platform_status().await?;
+    if g.output == OutputFormat::Json {
+        output::json(&s)?;
+        return Ok(Outcome::Success);
+    }
+    let count = |state: &str| s.instances.get(state).copied().unwrap_or(0);
+    println!("Isolation:          {}", s.isolation);
+    println!(
+        "Async workers:      {} busy of {}",
+        s.async_workers.busy, s.async_workers.configured
+    );
+    println!(
+        "Instances:          {} idle, {} busy",
+        count("idle"),
+        count("busy")
+    );
+    println!("Prepared sandboxes: {}", s.prepared_sandboxes);
+    println!(
+        "Concurrency:        {} of {}",
+        s.concurrent_executions, s.max_concurrency
+    );
+    println!();
+    let rows: Vec<Vec<String>> = s
+        .queues
+        .iter()
+        .map(|(name, d)| {
+            vec![
+                name.clone(),
+                d.ready.to_string(),
+                d.delayed.to_string(),
+                d.in_flight.to_string(),
+                d.dead.to_string(),
+            ]
+        })
+        .collect();
+    output::table(&["QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD"], &rows)?;
+    println!();
+    if s.alerts.is_empty() {
+        println!("Alerts: none");
+    } else {
+        let rows: Vec<Vec<String>> = s
+            .alerts
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("{:?}", a.severity).to_uppercase(),
+                    a.name.clone(),
+                    a.function.clone().unwrap_or_else(|| "-".to_owned()),
+                    a.message.clone(),
+                ]
+            })
+            .collect();
+        output::table(&["SEVERITY", "ALERT", "FUNCTION", "MESSAGE"], &rows)?;
+    }
+    Ok(Outcome::Success)
+}
