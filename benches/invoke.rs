@@ -503,6 +503,17 @@ async fn run() -> anyhow::Result<()> {
         cold_rows.push(samples);
     }
 
+    // Throughput at several concurrencies (one keep-alive connection per concurrent caller).
+    let tput_secs = env_count("HOLA_BENCH_THROUGHPUT_SECS", 3) as u64;
+    let mut tput_rows = Vec::new();
+    for fx in fixtures.iter().filter(|f| f.name != "bench-node") {
+        for c in [1usize, 16, 64] {
+            let (rate, p50, p99) =
+                throughput(&client, fx.name, c, Duration::from_secs(tput_secs)).await?;
+            tput_rows.push((fx.label, c, rate, p50, p99));
+        }
+    }
+
     // Asynchronous invocations of the Rust no-op: accepted → completed throughput and the
     // latency from acceptance (202, event on disk) to hand-off to an instance.
     let async_n = env_count("HOLA_BENCH_ASYNC", 2000);
@@ -631,12 +642,70 @@ async fn run() -> anyhow::Result<()> {
         }
     }
     println!();
+    println!("### Throughput");
+    println!();
+    println!(
+        "Sync invokes for {tput_secs} s per row, each concurrent caller on its own keep-alive \
+         connection (instances started on demand are counted in the first second)."
+    );
+    println!();
+    println!("| function | concurrency | invocations/s | latency p50 | latency p99 |");
+    println!("|---|---|---|---|---|");
+    for (label, c, rate, p50, p99) in &tput_rows {
+        println!(
+            "| {label} | {c} | {rate:.0} | {} | {} |",
+            fmt_ms(*p50),
+            fmt_ms(*p99)
+        );
+    }
+    println!();
     println!("### Asynchronous invocations");
     println!();
     println!("{async_report}");
     println!();
     println!("total run time {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// `concurrency` callers invoking `name` back to back for `duration`; returns invocations per
+/// second and the latency p50/p99 (ms).
+async fn throughput(
+    client: &Client,
+    name: &str,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        // A client of its own: its own connection pool, so each caller keeps one connection.
+        let caller = client.clone_fresh()?;
+        let name = name.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                let invoked = caller
+                    .invoke(&name, Bytes::from_static(b"{}"), false)
+                    .await?;
+                ensure!(
+                    invoked.error_code().is_none(),
+                    "{name}: {}",
+                    String::from_utf8_lossy(&invoked.answer.body)
+                );
+                samples.push(ms(t.elapsed()));
+            }
+            Ok::<_, anyhow::Error>(samples)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = all.len() as f64;
+    let all = sorted(all);
+    Ok((n / elapsed, pct(&all, 50.0), pct(&all, 99.0)))
 }
 
 /// Sends `n` async invocations (32 at a time), waits for all to complete, and reports

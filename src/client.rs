@@ -145,6 +145,12 @@ impl Client {
         &self.endpoint
     }
 
+    /// A client for the same server and token with a connection pool of its own (clones share
+    /// one pool).
+    pub fn clone_fresh(&self) -> Result<Client, ClientError> {
+        Client::new(&self.endpoint, self.token.clone())
+    }
+
     /// Sends a request and returns the raw answer, whatever its status.
     pub async fn send(
         &self,
