@@ -503,6 +503,10 @@ async fn run() -> anyhow::Result<()> {
         cold_rows.push(samples);
     }
 
+    // Asynchronous invocations of the Rust no-op: accepted → completed throughput and the
+    // latency from acceptance (202, event on disk) to hand-off to an instance.
+    let async_n = env_count("HOLA_BENCH_ASYNC", 2000);
+    let async_report = async_throughput(&client, "bench-rust", async_n).await?;
     // Throughput at several concurrencies (one keep-alive connection per concurrent caller).
     let tput_secs = env_count("HOLA_BENCH_THROUGHPUT_SECS", 3) as u64;
     let mut tput_rows = Vec::new();
@@ -514,10 +518,6 @@ async fn run() -> anyhow::Result<()> {
         }
     }
 
-    // Asynchronous invocations of the Rust no-op: accepted → completed throughput and the
-    // latency from acceptance (202, event on disk) to hand-off to an instance.
-    let async_n = env_count("HOLA_BENCH_ASYNC", 2000);
-    let async_report = async_throughput(&client, "bench-rust", async_n).await?;
     drop(server);
 
     // The same functions at the `process` level, in the same run, for what isolation costs.
