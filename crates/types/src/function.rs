@@ -525,12 +525,13 @@ pub fn validate_secret_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// Checks a function name: `[A-Za-z0-9_-]{1,64}`, as Lambda.
-pub fn validate_function_name(name: &str) -> Result<(), ValidationError> {
-    if name.is_empty() || name.len() > MAX_FUNCTION_NAME_LEN {
+/// Checks a name of `[A-Za-z0-9_-]{1,max}` (functions, queues, webhooks, aliases), naming
+/// `field` in the error.
+pub fn validate_name(field: &str, name: &str, max: usize) -> Result<(), ValidationError> {
+    if name.is_empty() || name.len() > max {
         return Err(ValidationError::new(
-            "name",
-            format!("must be 1 to {MAX_FUNCTION_NAME_LEN} characters"),
+            field,
+            format!("must be 1 to {max} characters"),
         ));
     }
     if !name
@@ -538,11 +539,16 @@ pub fn validate_function_name(name: &str) -> Result<(), ValidationError> {
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
         return Err(ValidationError::new(
-            "name",
+            field,
             "may only contain letters, digits, '-' and '_'",
         ));
     }
     Ok(())
+}
+
+/// Checks a function name: `[A-Za-z0-9_-]{1,64}`, as Lambda.
+pub fn validate_function_name(name: &str) -> Result<(), ValidationError> {
+    validate_name("name", name, MAX_FUNCTION_NAME_LEN)
 }
 
 /// A reference to a content-addressed code package.

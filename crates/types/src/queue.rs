@@ -49,22 +49,7 @@ pub const EVENT_SOURCE: &str = "holactl:queue";
 
 /// Checks a queue name: `[A-Za-z0-9_-]{1,80}`, as SQS.
 pub fn validate_queue_name(field: &str, name: &str) -> Result<(), ValidationError> {
-    if name.is_empty() || name.len() > MAX_QUEUE_NAME_LEN {
-        return Err(ValidationError::new(
-            field,
-            format!("must be 1 to {MAX_QUEUE_NAME_LEN} characters"),
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ValidationError::new(
-            field,
-            "may only contain letters, digits, '-' and '_'",
-        ));
-    }
-    Ok(())
+    crate::function::validate_name(field, name, MAX_QUEUE_NAME_LEN)
 }
 
 fn in_range(

@@ -62,18 +62,12 @@ pub fn split_qualified(s: &str) -> (&str, Option<&str>) {
 
 /// Checks an alias name: `[A-Za-z0-9_-]{1,128}`, not all digits, not `$LATEST`.
 pub fn validate_alias_name(name: &str) -> Result<(), ValidationError> {
-    let bad = |m: &str| Err(ValidationError::new("alias", m.to_owned()));
-    if name.is_empty() || name.len() > MAX_ALIAS_LEN {
-        return bad("must be 1 to 128 characters");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return bad("may only contain letters, digits, '-' and '_'");
-    }
+    crate::function::validate_name("alias", name, MAX_ALIAS_LEN)?;
     if name.bytes().all(|b| b.is_ascii_digit()) {
-        return bad("must not be all digits (that names a version)");
+        return Err(ValidationError::new(
+            "alias",
+            "must not be all digits (that names a version)",
+        ));
     }
     Ok(())
 }

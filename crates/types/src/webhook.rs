@@ -94,22 +94,7 @@ impl std::fmt::Display for WebhookScheme {
 
 /// Checks a webhook name: `[A-Za-z0-9_-]{1,64}`.
 pub fn validate_webhook_name(name: &str) -> Result<(), ValidationError> {
-    if name.is_empty() || name.len() > MAX_WEBHOOK_NAME_LEN {
-        return Err(ValidationError::new(
-            "name",
-            format!("must be 1 to {MAX_WEBHOOK_NAME_LEN} characters"),
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ValidationError::new(
-            "name",
-            "may only contain letters, digits, '-' and '_'",
-        ));
-    }
-    Ok(())
+    crate::function::validate_name("name", name, MAX_WEBHOOK_NAME_LEN)
 }
 
 /// Checks a webhook secret's size.
