@@ -87,12 +87,6 @@ pub fn after_failure(
     }
 }
 
-fn jitter() -> f64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 impl Engine {
     /// Queues an invocation durably and returns its pending execution. The function (and
     /// qualifier) must exist; the event must be JSON within the async payload limit.
@@ -358,7 +352,11 @@ impl Engine {
         let age = Duration::from_millis((now_ms() - leased.enqueued_at).max(0) as u64);
         match after_failure(leased.attempts, retries, age, max_age) {
             AfterFailure::Retry => {
-                let delay = backoff(self.inner.config.retry_base, leased.attempts, jitter());
+                let delay = backoff(
+                    self.inner.config.retry_base,
+                    leased.attempts,
+                    crate::invoke::uniform(),
+                );
                 tracing::info!(
                     execution = %msg.execution_id,
                     function = %msg.function,

@@ -71,8 +71,8 @@ impl InvokeRequest {
     }
 }
 
-/// A uniform random number in [0, 1), for weighted alias routing.
-fn uniform() -> f64 {
+/// A uniform random number in [0, 1): weighted alias routing, backoff jitter.
+pub(crate) fn uniform() -> f64 {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
         return 0.5;

@@ -72,12 +72,6 @@ struct Record {
     message: Arc<StoredMessage>,
 }
 
-fn jitter() -> f64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Waits for a wake-up, `timeout`, or a stop; false when stopped.
 async fn idle(stop: &mut watch::Receiver<bool>, waker: &Notify, timeout: Duration) -> bool {
     tokio::select! {
@@ -445,7 +439,11 @@ impl Engine {
         let max_age = Duration::from_secs(u64::from(t.max_record_age_s));
         match after_failure(leased.attempts, t.max_retries, age_of(leased), max_age) {
             AfterFailure::Retry => {
-                let delay = backoff(self.inner.config.retry_base, leased.attempts, jitter());
+                let delay = backoff(
+                    self.inner.config.retry_base,
+                    leased.attempts,
+                    crate::invoke::uniform(),
+                );
                 tracing::info!(
                     queue = %t.queue,
                     message = %leased.id,
