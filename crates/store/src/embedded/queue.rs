@@ -63,6 +63,29 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// Runs `f(connection, queue, id)` in the writer's transaction if `token` still holds the
+    /// message's lease; [`StoreError::Conflict`] otherwise.
+    async fn with_lease(
+        &self,
+        queue: &str,
+        id: &str,
+        token: &str,
+        f: impl FnOnce(&Connection, &str, &str) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (queue, id, token) = (queue.to_owned(), id.to_owned(), token.to_owned());
+        self.apply(Box::new(move |c| {
+            if !holds_lease(c, &queue, &id, &token)? {
+                return Ok(Err(lost(&queue, &id)));
+            }
+            f(c, &queue, &id)?;
+            Ok(Ok(QueueReply::Unit))
+        }))
+        .await
+        .map(|_| ())
+    }
+}
+
 fn count(r: QueueReply) -> u64 {
     match r {
         QueueReply::Count(n) => n,
@@ -148,35 +171,25 @@ impl WorkQueue for EmbeddedStore {
         token: &str,
         until: i64,
     ) -> Result<(), StoreError> {
-        let (queue, id, token) = (queue.to_owned(), id.to_owned(), token.to_owned());
-        self.apply(Box::new(move |c| {
-            if !holds_lease(c, &queue, &id, &token)? {
-                return Ok(Err(lost(&queue, &id)));
-            }
+        self.with_lease(queue, id, token, move |c, queue, id| {
             c.execute(
                 "UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND id = ?2",
                 params![queue, id, until],
-            )?;
-            Ok(Ok(QueueReply::Unit))
-        }))
+            )
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     async fn ack(&self, queue: &str, id: &str, token: &str) -> Result<(), StoreError> {
-        let (queue, id, token) = (queue.to_owned(), id.to_owned(), token.to_owned());
-        self.apply(Box::new(move |c| {
-            if !holds_lease(c, &queue, &id, &token)? {
-                return Ok(Err(lost(&queue, &id)));
-            }
+        self.with_lease(queue, id, token, |c, queue, id| {
             c.execute(
                 "DELETE FROM messages WHERE queue = ?1 AND id = ?2",
                 params![queue, id],
-            )?;
-            Ok(Ok(QueueReply::Unit))
-        }))
+            )
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     async fn retry(
@@ -186,20 +199,15 @@ impl WorkQueue for EmbeddedStore {
         token: &str,
         not_before: i64,
     ) -> Result<(), StoreError> {
-        let (queue, id, token) = (queue.to_owned(), id.to_owned(), token.to_owned());
-        self.apply(Box::new(move |c| {
-            if !holds_lease(c, &queue, &id, &token)? {
-                return Ok(Err(lost(&queue, &id)));
-            }
+        self.with_lease(queue, id, token, move |c, queue, id| {
             c.execute(
                 "UPDATE messages SET visible_at = ?3, leased = 0, lease_token = NULL
                  WHERE queue = ?1 AND id = ?2",
                 params![queue, id, not_before],
-            )?;
-            Ok(Ok(QueueReply::Unit))
-        }))
+            )
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     async fn dead_letter(
@@ -210,16 +218,8 @@ impl WorkQueue for EmbeddedStore {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let (queue, id, token, reason) = (
-            queue.to_owned(),
-            id.to_owned(),
-            token.to_owned(),
-            reason.to_owned(),
-        );
-        self.apply(Box::new(move |c| {
-            if !holds_lease(c, &queue, &id, &token)? {
-                return Ok(Err(lost(&queue, &id)));
-            }
+        let reason = reason.to_owned();
+        self.with_lease(queue, id, token, move |c, queue, id| {
             c.execute(
                 "INSERT OR REPLACE INTO dead_messages
                  (queue, id, payload, attempts, enqueued_at, died_at, reason)
@@ -230,11 +230,10 @@ impl WorkQueue for EmbeddedStore {
             c.execute(
                 "DELETE FROM messages WHERE queue = ?1 AND id = ?2",
                 params![queue, id],
-            )?;
-            Ok(Ok(QueueReply::Unit))
-        }))
+            )
+            .map(|_| ())
+        })
         .await
-        .map(|_| ())
     }
 
     async fn remove(&self, queue: &str, id: &str) -> Result<bool, StoreError> {
