@@ -92,7 +92,7 @@ pub fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 /// The package bytes and manifest of a source (directory or zip).
 pub fn load_source(source: &Path) -> anyhow::Result<(Vec<u8>, Option<FunctionManifest>)> {
     let meta = std::fs::metadata(source)
-        .with_context(|| format!("--source {} does not exist", source.display()))?;
+        .map_err(|e| anyhow::anyhow!("INVALID_INPUT: --source {}: {e}", source.display()))?;
     if meta.is_dir() {
         let manifest = read_manifest(source)?;
         let zip = crate::package::zip_dir(source)?;

@@ -1,6 +1,5 @@
 //! `holactl lambda invoke NAME --payload JSON|@file`.
 
-use anyhow::Context;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
@@ -47,7 +46,8 @@ pub fn read_payload(arg: &str) -> anyhow::Result<Vec<u8>> {
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
             buf
         }
-        Some(path) => std::fs::read(path).with_context(|| format!("reading {path}"))?,
+        Some(path) => std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("INVALID_INPUT: --payload @{path}: {e}"))?,
         None => arg.as_bytes().to_vec(),
     };
     if serde_json::from_slice::<serde_json::Value>(&bytes).is_err() {

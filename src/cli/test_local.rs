@@ -47,7 +47,8 @@ pub async fn run(g: &GlobalOpts, args: TestArgs) -> anyhow::Result<Outcome> {
         .clone()
         .or_else(|| Some(args.dir.join("event.json")).filter(|p| p.is_file()));
     let event = match &event_path {
-        Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => std::fs::read(p)
+            .map_err(|e| anyhow::anyhow!("INVALID_INPUT: --event {}: {e}", p.display()))?,
         None => b"{}".to_vec(),
     };
     if serde_json::from_slice::<serde_json::Value>(&event).is_err() {
