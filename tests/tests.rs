@@ -6,6 +6,7 @@ mod util;
 
 mod api;
 mod auth;
+mod autoscale;
 mod awslambdaric;
 mod bad_input;
 mod concurrency;

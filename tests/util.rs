@@ -35,6 +35,7 @@ pub struct ServerBuilder {
     relative_data_dir: bool,
     max_concurrency: Option<u32>,
     log_format: Option<&'static str>,
+    env: Vec<(&'static str, String)>,
 }
 
 impl ServerBuilder {
@@ -53,6 +54,12 @@ impl ServerBuilder {
     /// `--log-format FORMAT` (`human` or `json`).
     pub fn log_format(mut self, format: &'static str) -> Self {
         self.log_format = Some(format);
+        self
+    }
+
+    /// An environment variable of the server (`MIN_WORKERS`, `CHECK_INTERVAL`, …).
+    pub fn env(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.env.push((key, value.into()));
         self
     }
 
@@ -100,6 +107,9 @@ impl ServerBuilder {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).expect("creating serve.stdout"))
             .stderr(std::fs::File::create(&stderr_path).expect("creating serve.stderr"));
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
         if let Some(ttl) = self.idle_ttl {
             cmd.args(["--idle-ttl", &ttl.to_string()]);
         }

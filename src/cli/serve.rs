@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use holactl_engine::{Engine, EngineConfig};
+use holactl_engine::{autoscaler, Engine, EngineConfig};
 use holactl_sandbox::IsolationLevel;
 
 use super::Outcome;
@@ -51,6 +51,44 @@ pub struct ServeArgs {
     /// Alert when concurrent executions reach this fraction of --max-concurrency.
     #[arg(long, env = "HOLACTL_ALERT_CONCURRENCY", default_value_t = holactl_engine::alerts::DEFAULT_CONCURRENCY_SATURATION)]
     pub alert_concurrency: f64,
+    /// Autoscaler: fewest async workers per function.
+    #[arg(long, env = "MIN_WORKERS", default_value_t = autoscaler::DEFAULT_MIN_WORKERS)]
+    pub min_workers: u32,
+    /// Autoscaler: most async workers per function.
+    #[arg(long, env = "MAX_WORKERS", default_value_t = autoscaler::DEFAULT_MAX_WORKERS)]
+    pub max_workers: u32,
+    /// Autoscaler: queued events per worker above which a function scales up.
+    #[arg(long, env = "SCALE_UP_THRESHOLD", default_value_t = autoscaler::DEFAULT_SCALE_UP_THRESHOLD)]
+    pub scale_up_threshold: u32,
+    /// Autoscaler: queued events per worker below which a function scales down.
+    #[arg(long, env = "SCALE_DOWN_THRESHOLD", default_value_t = autoscaler::DEFAULT_SCALE_DOWN_THRESHOLD)]
+    pub scale_down_threshold: u32,
+    /// Autoscaler: how often backlogs are checked (`500ms`, `1s`, `30s`, `2m`).
+    #[arg(long, env = "CHECK_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub check_interval: Duration,
+    /// Autoscaler: least time between a scaling decision and the next scale-down.
+    #[arg(long, env = "COOLDOWN_PERIOD", default_value = "30s", value_parser = parse_duration)]
+    pub cooldown_period: Duration,
+}
+
+/// `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 500ms, 30s, 2m or 1h"))?;
+    let per = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m or h)")),
+    };
+    n.checked_mul(per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 fn parse_listen(s: &str) -> anyhow::Result<SocketAddr> {
@@ -88,6 +126,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     config.isolation = args.isolation;
     config.idle_ttl = Duration::from_secs(args.idle_ttl.max(1));
     config.max_concurrency = args.max_concurrency;
+    config.autoscaler = autoscaler::AutoscalerConfig {
+        min_workers: args.min_workers,
+        max_workers: args.max_workers,
+        scale_up_threshold: args.scale_up_threshold,
+        scale_down_threshold: args.scale_down_threshold,
+        check_interval: args.check_interval,
+        cooldown: args.cooldown_period,
+    };
+    config
+        .autoscaler
+        .validate()
+        .context("invalid autoscaler settings")?;
     for (flag, price) in [
         ("--price-per-request", args.price_per_request),
         ("--price-per-gb-second", args.price_per_gb_second),
@@ -163,5 +213,20 @@ mod tests {
         assert_eq!(super::parse_listen(":8080").unwrap().port(), 8080);
         assert!(super::parse_listen("127.0.0.1:0").is_ok());
         assert!(super::parse_listen("nope").is_err());
+    }
+
+    #[test]
+    fn duration_forms() {
+        use std::time::Duration;
+        let p = super::parse_duration;
+        assert_eq!(p("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(p("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(p("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(p("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(p("1h"), Ok(Duration::from_secs(3600)));
+        assert!(p("1.5s").is_err());
+        assert!(p("s").is_err());
+        assert!(p("10d").is_err());
+        assert!(p("99999999999999999h").is_err());
     }
 }

@@ -12,14 +12,23 @@ pub async fn run(g: &GlobalOpts) -> anyhow::Result<Outcome> {
     }
     let count = |state: &str| s.instances.get(state).copied().unwrap_or(0);
     println!("Isolation:          {}", s.isolation);
+    let a = &s.async_workers.autoscaler;
     println!(
-        "Async workers:      {} busy of {}",
-        s.async_workers.busy, s.async_workers.configured
+        "Async workers:      {} busy of {} (autoscaler: {}–{} per function, up above {} and down below {} events per worker, every {} ms, cooldown {} ms)",
+        s.async_workers.busy,
+        s.async_workers.workers,
+        a.min_workers,
+        a.max_workers,
+        a.scale_up_threshold,
+        a.scale_down_threshold,
+        a.check_interval_ms,
+        a.cooldown_ms
     );
     println!(
-        "Instances:          {} idle, {} busy",
+        "Instances:          {} idle (warm), {} busy, {} initialising",
         count("idle"),
-        count("busy")
+        count("busy"),
+        count("initialising")
     );
     println!("Prepared sandboxes: {}", s.prepared_sandboxes);
     println!(
@@ -40,8 +49,29 @@ pub async fn run(g: &GlobalOpts) -> anyhow::Result<Outcome> {
             ]
         })
         .collect();
-    output::table(&["QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD"], &rows)?;
+    if rows.is_empty() {
+        println!("Queues: all empty");
+    } else {
+        output::table(&["QUEUE", "READY", "DELAYED", "IN FLIGHT", "DEAD"], &rows)?;
+    }
     println!();
+    if !s.async_workers.functions.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .async_workers
+            .functions
+            .iter()
+            .map(|(name, w)| {
+                vec![
+                    name.clone(),
+                    w.workers.to_string(),
+                    w.busy.to_string(),
+                    w.backlog.to_string(),
+                ]
+            })
+            .collect();
+        output::table(&["FUNCTION", "WORKERS", "BUSY", "BACKLOG"], &rows)?;
+        println!();
+    }
     if s.alerts.is_empty() {
         println!("Alerts: none");
     } else {

@@ -8,7 +8,7 @@
 
 use holactl_types::observability::{Alert, FunctionMetrics, Severity};
 
-use crate::cancel::ASYNC_QUEUE;
+use crate::autoscaler::async_queue;
 use crate::{Engine, EngineError};
 
 /// Window alerts look back over, ms.
@@ -174,22 +174,36 @@ impl Engine {
             .map(|f| f.keys().cloned().collect())
             .unwrap_or_default();
         names.sort();
-        // One read of the async dead letters for every function.
-        let mut recent_dead: std::collections::HashMap<String, u64> = Default::default();
-        for dead in self.inner.stores.queues.dead(ASYNC_QUEUE, 100_000).await? {
-            if dead.died_at < since {
-                continue;
-            }
-            if let Some(view) = self.dead_view(dead) {
-                *recent_dead.entry(view.function).or_default() += 1;
-            }
-        }
+        // Dead letters are only read for functions that have any.
+        let depths = self
+            .inner
+            .stores
+            .queues
+            .depths(crate::autoscaler::ASYNC_QUEUE_PREFIX, now)
+            .await?;
         let mut functions = Vec::with_capacity(names.len());
         for name in names {
             let records = self.executions_since(&name, since).await?;
-            let metrics =
-                crate::stats::compute(&name, since, now, &records, self.throttle_count(&name));
-            let new_dead_letters = recent_dead.get(&name).copied().unwrap_or(0);
+            let metrics = crate::stats::compute(
+                &name,
+                since,
+                now,
+                &records,
+                self.throttle_count(&name, since),
+            );
+            let queue = async_queue(&name);
+            let new_dead_letters = if depths.get(&queue).is_some_and(|d| d.dead > 0) {
+                self.inner
+                    .stores
+                    .queues
+                    .dead(&queue, 100_000)
+                    .await?
+                    .iter()
+                    .filter(|d| d.died_at >= since)
+                    .count() as u64
+            } else {
+                0
+            };
             functions.push(FunctionObservation {
                 metrics,
                 new_dead_letters,

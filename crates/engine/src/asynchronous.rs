@@ -1,6 +1,8 @@
-//! Asynchronous invocations: accepted only once durably queued, run by this node's workers
-//! under the account concurrency limit, retried with exponential backoff and jitter, and
-//! dead-lettered (kept 14 days) when retries or the maximum event age run out.
+//! Asynchronous invocations: accepted only once durably queued (one queue per function,
+//! `async/<function>`), run by this node's workers under the account concurrency limit —
+//! as many per function as the autoscaler allows ([`crate::autoscaler`]) — retried with
+//! exponential backoff and jitter, and dead-lettered (kept 14 days) when retries or the
+//! maximum event age run out.
 //!
 //! Delivery is at least once: a worker that dies mid-invocation does not ack, and the event is
 //! delivered again when its lease expires.
@@ -16,7 +18,7 @@ use holactl_types::version::Qualifier;
 use holactl_types::{ExecutionRecord, ExecutionStatus, Trigger};
 use serde::{Deserialize, Serialize};
 
-use crate::cancel::ASYNC_QUEUE;
+use crate::autoscaler::{async_queue, ASYNC_QUEUE_PREFIX};
 use crate::invoke::InvokeRequest;
 use crate::{now_ms, Engine, EngineError};
 
@@ -24,8 +26,11 @@ use crate::{now_ms, Engine, EngineError};
 const LEASE_MARGIN_MS: i64 = 30_000;
 /// The lease taken before the function is known: its timeout (up to a minute) plus the margin.
 const INITIAL_LEASE_MS: i64 = LEASE_MARGIN_MS + 60_000;
-/// How often idle workers look for due retries.
+/// How often the dispatcher looks for work when nothing wakes it.
 const POLL: Duration = Duration::from_millis(200);
+/// Where asynchronous events were queued before each function had its own queue; moved to
+/// the per-function queues at start.
+const LEGACY_QUEUE: &str = "async";
 /// Longest backoff between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -162,7 +167,7 @@ impl Engine {
             .stores
             .queues
             .enqueue(
-                ASYNC_QUEUE,
+                &async_queue(name),
                 NewMessage {
                     id: execution_id,
                     payload: Bytes::from(
@@ -174,13 +179,30 @@ impl Engine {
                 },
             )
             .await?;
-        self.inner.async_work.notify_one();
+        self.signal_async(name, true);
         Ok(record)
+    }
+
+    /// Tells the dispatcher `name`'s queue may have ready work (`arrival`: a new event), and
+    /// the autoscaler when arrivals call for an early check.
+    pub(crate) fn signal_async(&self, name: &str, arrival: bool) {
+        let cfg = &self.inner.config.autoscaler;
+        if self
+            .inner
+            .workers
+            .signal(name, cfg.min_workers, cfg.scale_up_threshold, arrival)
+        {
+            self.inner.workers.wake.notify_one();
+        }
+        self.inner.async_work.notify_one();
     }
 
     pub(crate) fn start_async_workers(&self) {
         let engine = self.clone();
-        let task = tokio::spawn(async move { engine.dispatch().await });
+        let task = tokio::spawn(async move {
+            engine.move_legacy_queue().await;
+            engine.dispatch().await
+        });
         if let Ok(mut tasks) = self.inner.tasks.lock() {
             tasks.push(task);
         }
@@ -189,18 +211,7 @@ impl Engine {
             let mut tick = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tick.tick().await;
-                let before = now_ms() - (DLQ_RETENTION_S as i64) * 1000;
-                match engine
-                    .inner
-                    .stores
-                    .queues
-                    .purge_dead(ASYNC_QUEUE, None, Some(before))
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "expired dead letters removed"),
-                    Err(e) => tracing::warn!(error = %e, "cannot purge expired dead letters"),
-                }
+                engine.purge_expired_dead_letters().await;
                 engine.idempotency_expire().await;
             }
         });
@@ -209,43 +220,126 @@ impl Engine {
         }
     }
 
-    /// Leases due events while workers are free and runs each in its own task.
-    async fn dispatch(self) {
-        let workers = Arc::new(tokio::sync::Semaphore::new(self.inner.config.async_workers));
+    /// Removes dead letters older than their retention from every async queue.
+    async fn purge_expired_dead_letters(&self) {
+        let queues = &self.inner.stores.queues;
+        let before = now_ms() - (DLQ_RETENTION_S as i64) * 1000;
+        let depths = match queues.depths(ASYNC_QUEUE_PREFIX, now_ms()).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot purge expired dead letters");
+                return;
+            }
+        };
+        for (queue, _) in depths.into_iter().filter(|(_, d)| d.dead > 0) {
+            match queues.purge_dead(&queue, None, Some(before)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queue = %queue, purged = n, "expired dead letters removed"),
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired dead letters"),
+            }
+        }
+    }
+
+    /// Moves events left in the single queue of earlier versions to their functions' queues.
+    async fn move_legacy_queue(&self) {
+        let queues = &self.inner.stores.queues;
         loop {
-            let free = workers.available_permits();
-            let leased = if free == 0 {
-                Vec::new()
-            } else {
+            let batch = match queues.lease(LEGACY_QUEUE, 256, 60_000, now_ms()).await {
+                Ok(b) if !b.is_empty() => b,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the legacy async queue");
+                    return;
+                }
+            };
+            for leased in batch {
+                let Ok(msg) = serde_json::from_slice::<AsyncMessage>(&leased.payload) else {
+                    continue;
+                };
+                let moved = queues
+                    .enqueue(
+                        &async_queue(&msg.function),
+                        NewMessage {
+                            id: leased.id.clone(),
+                            payload: leased.payload.clone(),
+                            not_before: now_ms(),
+                            enqueued_at: leased.enqueued_at,
+                        },
+                    )
+                    .await;
+                if moved.is_ok() {
+                    let _ = queues.ack(LEGACY_QUEUE, &leased.id, &leased.token).await;
+                }
+            }
+        }
+    }
+
+    /// Leases ready events of every function with free workers and runs each in its own task,
+    /// never more at once than the account concurrency limit.
+    async fn dispatch(self) {
+        let total = self.inner.config.max_concurrency.max(1) as usize;
+        let slots = Arc::new(tokio::sync::Semaphore::new(total));
+        loop {
+            let wanted: Vec<(String, u32, u64)> = match self.inner.workers.functions.lock() {
+                Ok(all) => all
+                    .iter()
+                    .filter(|(_, w)| w.wants_lease())
+                    .map(|(name, w)| (name.clone(), w.target - w.running, w.signal))
+                    .collect(),
+                Err(_) => return,
+            };
+            let mut leased_any = false;
+            for (name, free, signal) in wanted {
+                let free = (free as usize).min(slots.available_permits());
+                if free == 0 {
+                    break;
+                }
+                let queue = async_queue(&name);
                 // The lease is renewed once the function (and its timeout) is known.
-                match self
+                let leased = match self
                     .inner
                     .stores
                     .queues
-                    .lease(ASYNC_QUEUE, free, INITIAL_LEASE_MS, now_ms())
+                    .lease(&queue, free, INITIAL_LEASE_MS, now_ms())
                     .await
                 {
                     Ok(l) => l,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot lease async events");
-                        Vec::new()
+                        tracing::warn!(error = %e, queue = %queue, "cannot lease async events");
+                        continue;
+                    }
+                };
+                if let Ok(mut all) = self.inner.workers.functions.lock() {
+                    if let Some(w) = all.get_mut(&name) {
+                        w.running += leased.len() as u32;
+                        if leased.len() < free {
+                            // Drained, unless more was signalled meanwhile.
+                            w.drained = signal;
+                        }
                     }
                 }
-            };
-            let got = leased.len();
-            for msg in leased {
-                let Ok(permit) = workers.clone().acquire_owned().await else {
-                    return;
-                };
-                let engine = self.clone();
-                tokio::spawn(async move {
-                    engine.deliver(msg).await;
-                    drop(permit);
-                    // A worker is free: look for more work now rather than at the next poll.
-                    engine.inner.async_work.notify_one();
-                });
+                leased_any |= !leased.is_empty();
+                for msg in leased {
+                    let Ok(permit) = slots.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let engine = self.clone();
+                    let queue = queue.clone();
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        engine.deliver(&queue, msg).await;
+                        drop(permit);
+                        if let Ok(mut all) = engine.inner.workers.functions.lock() {
+                            if let Some(w) = all.get_mut(&name) {
+                                w.running = w.running.saturating_sub(1);
+                            }
+                        }
+                        // A worker is free: look for more work now rather than at the next poll.
+                        engine.inner.async_work.notify_one();
+                    });
+                }
             }
-            if got == 0 || workers.available_permits() == 0 {
+            if !leased_any {
                 tokio::select! {
                     _ = self.inner.async_work.notified() => {}
                     _ = tokio::time::sleep(POLL) => {}
@@ -255,7 +349,7 @@ impl Engine {
     }
 
     /// Runs one delivery of an async event and settles it: ack, retry or dead-letter.
-    async fn deliver(&self, leased: Leased) {
+    async fn deliver(&self, queue: &str, leased: Leased) {
         let stores = &self.inner.stores;
         let msg: AsyncMessage = match serde_json::from_slice(&leased.payload) {
             Ok(m) => m,
@@ -263,7 +357,7 @@ impl Engine {
                 let _ = stores
                     .queues
                     .dead_letter(
-                        ASYNC_QUEUE,
+                        queue,
                         &leased.id,
                         &leased.token,
                         &format!("unreadable event: {e}"),
@@ -280,10 +374,7 @@ impl Engine {
             .map(|mut c| c.remove(&msg.execution_id))
             .unwrap_or(false);
         if was_cancelled {
-            let _ = stores
-                .queues
-                .ack(ASYNC_QUEUE, &leased.id, &leased.token)
-                .await;
+            let _ = stores.queues.ack(queue, &leased.id, &leased.token).await;
             return;
         }
         let qualifier = msg
@@ -298,6 +389,7 @@ impl Engine {
             Err(e) => {
                 // The function (or its alias) is gone: nothing will ever run it.
                 self.settle_dead(
+                    queue,
                     &leased,
                     &msg,
                     &format!("{}: {}", e.code(), e.public_message()),
@@ -309,14 +401,19 @@ impl Engine {
         let age = Duration::from_millis((now_ms() - leased.enqueued_at).max(0) as u64);
         let max_age = Duration::from_secs(u64::from(run.config.async_config.max_event_age_s));
         if age >= max_age {
-            self.settle_dead(&leased, &msg, "maximum event age exceeded before delivery")
-                .await;
+            self.settle_dead(
+                queue,
+                &leased,
+                &msg,
+                "maximum event age exceeded before delivery",
+            )
+            .await;
             return;
         }
         let lease_until = now_ms() + i64::from(run.config.timeout_s) * 1000 + LEASE_MARGIN_MS;
         let _ = stores
             .queues
-            .extend(ASYNC_QUEUE, &leased.id, &leased.token, lease_until)
+            .extend(queue, &leased.id, &leased.token, lease_until)
             .await;
         let mut req = InvokeRequest::new(Bytes::from(msg.payload.get().to_owned()), msg.trigger);
         req.qualifier = qualifier;
@@ -339,10 +436,7 @@ impl Engine {
             Err(e) => Some(format!("{}: {}", e.code(), e.public_message())),
         };
         let Some(reason) = failure else {
-            let _ = stores
-                .queues
-                .ack(ASYNC_QUEUE, &leased.id, &leased.token)
-                .await;
+            let _ = stores.queues.ack(queue, &leased.id, &leased.token).await;
             if let Some(key) = &msg.idempotency_key {
                 self.idempotency_finish(&msg.function, key).await;
             }
@@ -374,18 +468,25 @@ impl Engine {
                 let _ = stores
                     .queues
                     .retry(
-                        ASYNC_QUEUE,
+                        queue,
                         &leased.id,
                         &leased.token,
                         now_ms() + delay.as_millis() as i64,
                     )
                     .await;
+                // Look at the queue again when the retry comes due.
+                let engine = self.clone();
+                let function = msg.function.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    engine.signal_async(&function, false);
+                });
             }
-            AfterFailure::DeadLetter => self.settle_dead(&leased, &msg, &reason).await,
+            AfterFailure::DeadLetter => self.settle_dead(queue, &leased, &msg, &reason).await,
         }
     }
 
-    async fn settle_dead(&self, leased: &Leased, msg: &AsyncMessage, reason: &str) {
+    async fn settle_dead(&self, queue: &str, leased: &Leased, msg: &AsyncMessage, reason: &str) {
         let stores = &self.inner.stores;
         tracing::warn!(
             execution = %msg.execution_id,
@@ -396,7 +497,7 @@ impl Engine {
         );
         if let Err(e) = stores
             .queues
-            .dead_letter(ASYNC_QUEUE, &leased.id, &leased.token, reason, now_ms())
+            .dead_letter(queue, &leased.id, &leased.token, reason, now_ms())
             .await
         {
             tracing::warn!(error = %e, "cannot dead-letter an async invocation");
@@ -445,7 +546,12 @@ impl Engine {
     /// The dead-lettered events of a function, oldest first.
     pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetterView>, EngineError> {
         self.function_entry(name)?;
-        let dead = self.inner.stores.queues.dead(ASYNC_QUEUE, 100_000).await?;
+        let dead = self
+            .inner
+            .stores
+            .queues
+            .dead(&async_queue(name), 100_000)
+            .await?;
         Ok(dead
             .into_iter()
             .filter_map(|d| self.dead_view(d))
@@ -495,7 +601,7 @@ impl Engine {
             self.inner
                 .stores
                 .queues
-                .purge_dead(ASYNC_QUEUE, Some(vec![dead.id.clone()]), None)
+                .purge_dead(&async_queue(name), Some(vec![dead.id.clone()]), None)
                 .await?;
             replayed.push((dead.id, record.id));
         }
@@ -522,7 +628,7 @@ impl Engine {
             .inner
             .stores
             .queues
-            .purge_dead(ASYNC_QUEUE, Some(mine), None)
+            .purge_dead(&async_queue(name), Some(mine), None)
             .await?)
     }
 }

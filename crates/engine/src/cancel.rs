@@ -11,9 +11,6 @@ use tokio::sync::oneshot;
 use crate::invoke::InvokeResponse;
 use crate::{now_ms, Engine, EngineError, Runnable};
 
-/// Queue of asynchronous invocations.
-pub(crate) const ASYNC_QUEUE: &str = "async";
-
 /// A running execution's entry in the cancel registry; removed when dropped.
 pub(crate) struct Running {
     engine: Engine,
@@ -122,7 +119,8 @@ impl Engine {
             return self.get_execution(id).await;
         }
         // Pending: take it out of its queue so it never runs.
-        if self.inner.stores.queues.remove(ASYNC_QUEUE, id).await? {
+        let queue = crate::autoscaler::async_queue(&record.function);
+        if self.inner.stores.queues.remove(&queue, id).await? {
             record.status = ExecutionStatus::Cancelled;
             record.ended_at = Some(now_ms());
             record.error = Some(ExecutionError {

@@ -105,6 +105,11 @@ impl Limits {
         Some((slot.settings.reserved?, slot.reserved.clone()?))
     }
 
+    /// `name`'s reserved concurrency, if it has one.
+    pub(crate) fn reserved_limit(&self, name: &str) -> Option<u32> {
+        self.get(name).reserved
+    }
+
     /// Functions with provisioned concurrency, and how much.
     pub(crate) fn provisioned(&self) -> Vec<(String, u32)> {
         self.slots

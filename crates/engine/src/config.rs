@@ -27,8 +27,8 @@ pub struct EngineConfig {
     pub log_cap: usize,
     /// Most processes per instance.
     pub max_pids: u32,
-    /// Asynchronous invocations run at once on this node.
-    pub async_workers: usize,
+    /// The autoscaler of asynchronous work (workers per function).
+    pub autoscaler: crate::autoscaler::AutoscalerConfig,
     /// First retry delay of a failed async invocation; doubles with each retry.
     pub retry_base: Duration,
     /// Sandboxes kept prepared ahead of demand (cgroup and namespaces ready), which takes
@@ -55,7 +55,7 @@ impl EngineConfig {
             account_id: limits::DEFAULT_ACCOUNT_ID.to_owned(),
             log_cap: limits::MAX_LOG_BYTES_PER_EXECUTION,
             max_pids: 1024,
-            async_workers: 16,
+            autoscaler: crate::autoscaler::AutoscalerConfig::default(),
             retry_base: Duration::from_secs(1),
             prepared_sandboxes: 2,
             price_per_request: holactl_types::usage::AWS_PRICE_PER_REQUEST,

@@ -377,12 +377,11 @@ impl Engine {
                 }
             }
         }
-        let labels = Metrics::function(name);
         // The function's own cap first, so a capped function never holds an account slot.
         let _reserved = match inner.limits.admit(name, req.wait_for_capacity).await {
             Ok(permit) => permit,
             Err(e) => {
-                inner.metrics.throttles.get_or_create(&labels).inc();
+                self.note_throttle(name);
                 tracing::warn!(function = %name, limit = "function", "invocation throttled");
                 return Err(e);
             }
@@ -396,7 +395,7 @@ impl Engine {
                 .map_err(|_| EngineError::ShuttingDown)?
         } else {
             let Ok(permit) = inner.concurrency.clone().try_acquire_owned() else {
-                inner.metrics.throttles.get_or_create(&labels).inc();
+                self.note_throttle(name);
                 tracing::warn!(
                     function = %name,
                     limit = "account",
@@ -470,6 +469,7 @@ impl Engine {
         let mut worker = match inner.pool.acquire(name, &run.instance_key) {
             Some(worker) => worker,
             None => {
+                let _starting = inner.pool.starting();
                 let secrets = self.resolve_secrets(config).await?;
                 let spec = self.instance_spec(run, &secrets)?;
                 let instance =

@@ -28,6 +28,7 @@ pub mod alerts;
 pub mod asynchronous;
 pub mod audit;
 pub mod auth;
+pub mod autoscaler;
 pub(crate) mod cancel;
 pub mod code;
 pub mod concurrency;
@@ -44,6 +45,7 @@ pub mod schedules;
 pub mod secrets;
 pub mod stats;
 pub mod status;
+mod throttles;
 pub mod usage;
 pub mod versions;
 pub mod webhooks;
@@ -119,6 +121,10 @@ pub(crate) struct Inner {
     pub queue_pollers: queues::Pollers,
     /// Per-function reserved and provisioned concurrency.
     pub limits: concurrency::Limits,
+    /// Throttles per function and minute.
+    pub throttle_log: throttles::ThrottleLog,
+    /// Async workers per function, steered by the autoscaler.
+    pub workers: autoscaler::Workers,
     /// Wakes the provisioner when settings or functions change.
     pub provisioner_wake: tokio::sync::Notify,
     pub warnings: Vec<String>,
@@ -153,6 +159,10 @@ impl Engine {
         // Instances see paths under the data dir from other working directories.
         config.data_dir = std::path::absolute(&config.data_dir)
             .map_err(|e| EngineError::Internal(format!("{}: {e}", config.data_dir.display())))?;
+        config
+            .autoscaler
+            .validate()
+            .map_err(|e| EngineError::invalid("autoscaler", e.to_string()))?;
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir)
             .map_err(|e| EngineError::Internal(format!("{}: {e}", dir.display())))?;
@@ -214,6 +224,8 @@ impl Engine {
                 queue_pollers: queues::Pollers::default(),
                 limits: concurrency::Limits::default(),
                 provisioner_wake: tokio::sync::Notify::new(),
+                workers: autoscaler::Workers::default(),
+                throttle_log: throttles::ThrottleLog::default(),
                 warnings,
             }),
         };
@@ -221,6 +233,7 @@ impl Engine {
         engine.load_concurrency().await?;
         engine.start_reaper();
         engine.start_async_workers();
+        engine.start_autoscaler();
         engine.start_prepared_sandboxes();
         engine.start_queue_pollers();
         engine.start_scheduler();
@@ -251,8 +264,8 @@ impl Engine {
                 if stopped > 0 {
                     tracing::info!(stopped, reason = "idle_ttl", "instances stopped");
                 }
-                let (idle, busy) = inner.pool.counts();
-                inner.metrics.set_instances(idle, busy);
+                let c = inner.pool.counts();
+                inner.metrics.set_instances(c.idle, c.busy, c.initialising);
             }
         });
         if let Ok(mut reaper) = self.inner.reaper.lock() {
@@ -299,8 +312,17 @@ impl Engine {
 
     /// Prometheus text exposition of every metric.
     pub fn metrics_text(&self) -> String {
-        let (idle, busy) = self.inner.pool.counts();
-        self.inner.metrics.set_instances(idle, busy);
+        let c = self.inner.pool.counts();
+        self.inner
+            .metrics
+            .set_instances(c.idle, c.busy, c.initialising);
+        for (name, w) in self.inner.workers.views() {
+            self.inner
+                .metrics
+                .async_workers
+                .get_or_create(&metrics::Metrics::function(&name))
+                .set(w.workers as i64);
+        }
         self.inner.metrics.encode()
     }
 
@@ -334,7 +356,7 @@ impl Engine {
 
     /// The health document.
     pub fn health(&self) -> Health {
-        let (idle, busy) = self.inner.pool.counts();
+        let crate::pool::PoolCounts { idle, busy, .. } = self.inner.pool.counts();
         let functions = self.inner.functions.read().map(|f| f.len()).unwrap_or(0) as u64;
         let shutting_down = self.inner.shutting_down.load(Ordering::SeqCst);
         let mut warnings = self.inner.warnings.clone();

@@ -41,10 +41,19 @@ pub struct WebhookLabels {
     pub reason: String,
 }
 
+/// Labels of the autoscaler's decisions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScalingLabels {
+    /// Function name.
+    pub function: String,
+    /// `up` or `down`.
+    pub direction: String,
+}
+
 /// Labels of instance gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
-    /// `idle` or `busy`.
+    /// `idle`, `busy` or `initialising`.
     pub state: String,
 }
 
@@ -81,6 +90,10 @@ pub struct Metrics {
     pub queue_oldest_age: Family<crate::queues::metrics::QueueLabels, Gauge>,
     /// Webhook deliveries refused for a bad, missing or expired signature.
     pub webhook_signature_failures: Family<WebhookLabels, Counter>,
+    /// Async workers per function (the autoscaler's current target).
+    pub async_workers: Family<FunctionLabels, Gauge>,
+    /// The autoscaler's decisions.
+    pub scaling_decisions: Family<ScalingLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +128,18 @@ impl Metrics {
         let queue_oldest_age = Family::default();
         crate::queues::metrics::register(&mut registry, &queue_messages, &queue_oldest_age);
         let webhook_signature_failures = Family::<WebhookLabels, Counter>::default();
+        let async_workers = Family::<FunctionLabels, Gauge>::default();
+        let scaling_decisions = Family::<ScalingLabels, Counter>::default();
+        registry.register(
+            "async_workers",
+            "Async events of a function that may run at once on this node (autoscaled)",
+            async_workers.clone(),
+        );
+        registry.register(
+            "autoscaler_decisions",
+            "Scaling decisions of the async autoscaler by function and direction",
+            scaling_decisions.clone(),
+        );
         registry.register(
             "invocations",
             "Invocations by function and final status",
@@ -173,6 +198,8 @@ impl Metrics {
             queue_messages,
             queue_oldest_age,
             webhook_signature_failures,
+            async_workers,
+            scaling_decisions,
         }
     }
 
@@ -192,8 +219,21 @@ impl Metrics {
         }
     }
 
+    /// Records a scaling decision of the async autoscaler.
+    pub fn scaling(&self, function: &str, direction: &str, workers: u32) {
+        self.scaling_decisions
+            .get_or_create(&ScalingLabels {
+                function: function.to_owned(),
+                direction: direction.to_owned(),
+            })
+            .inc();
+        self.async_workers
+            .get_or_create(&Metrics::function(function))
+            .set(i64::from(workers));
+    }
+
     /// Sets the instance gauges.
-    pub fn set_instances(&self, idle: u64, busy: u64) {
+    pub fn set_instances(&self, idle: u64, busy: u64, initialising: u64) {
         self.instances
             .get_or_create(&StateLabels {
                 state: "idle".into(),
@@ -204,6 +244,11 @@ impl Metrics {
                 state: "busy".into(),
             })
             .set(busy as i64);
+        self.instances
+            .get_or_create(&StateLabels {
+                state: "initialising".into(),
+            })
+            .set(initialising as i64);
     }
 }
 

@@ -117,8 +117,9 @@ impl Engine {
                 continue;
             }
             for _ in tickets.len()..n as usize {
-                match self.start_provisioned(&run).await {
-                    Ok(ticket) => tickets.push(Arc::downgrade(&ticket)),
+                match self.start_warm(&run, true).await {
+                    Ok(Some(ticket)) => tickets.push(Arc::downgrade(&ticket)),
+                    Ok(None) => break,
                     Err(e) => {
                         tracing::warn!(function = %name, error = %e, "cannot start provisioned instance");
                         live.retry_at
@@ -131,14 +132,22 @@ impl Engine {
     }
 
     /// Starts one instance of `run`, waits for its runtime to initialise and parks it in the
-    /// pool.
-    async fn start_provisioned(&self, run: &Runnable) -> Result<Arc<Ticket>, EngineError> {
+    /// pool: pinned with a ticket when `provisioned`, otherwise an ordinary warm instance
+    /// (pre-warmed) that the idle TTL stops like any other.
+    pub(crate) async fn start_warm(
+        &self,
+        run: &Runnable,
+        provisioned: bool,
+    ) -> Result<Option<Arc<Ticket>>, EngineError> {
         let inner = &self.inner;
+        let _starting = inner.pool.starting();
         let secrets = self.resolve_secrets(&run.config).await?;
         let mut spec = self.instance_spec(run, &secrets)?;
-        for (key, value) in spec.env.iter_mut() {
-            if key == "AWS_LAMBDA_INITIALIZATION_TYPE" {
-                *value = "provisioned-concurrency".to_owned();
+        if provisioned {
+            for (key, value) in spec.env.iter_mut() {
+                if key == "AWS_LAMBDA_INITIALIZATION_TYPE" {
+                    *value = "provisioned-concurrency".to_owned();
+                }
             }
         }
         let mut instance = inner
@@ -150,18 +159,25 @@ impl Engine {
         instance.wait_ready(timeout).await.map_err(|why| {
             EngineError::Internal(format!("instance did not initialise: {why:?}"))
         })?;
-        let ticket = Arc::new(Ticket {
-            key: run.instance_key.clone(),
-            pinned: AtomicBool::new(true),
+        let ticket = provisioned.then(|| {
+            Arc::new(Ticket {
+                key: run.instance_key.clone(),
+                pinned: AtomicBool::new(true),
+            })
         });
         let worker = Worker {
             instance,
             secrets: secrets.into_iter().map(|(_, v)| v).collect(),
-            provisioned: Some(ticket.clone()),
+            provisioned: ticket.clone(),
         };
         inner.pool.mark_busy();
         inner.pool.release(&run.name, &run.instance_key, worker);
-        tracing::debug!(function = %run.name, "provisioned instance ready");
+        tracing::info!(
+            function = %run.name,
+            version = %run.version,
+            reason = if provisioned { "provisioned" } else { "pre-warm" },
+            "instance started"
+        );
         Ok(ticket)
     }
 }

@@ -10,7 +10,6 @@ use holactl_store::ExecutionQuery;
 use holactl_types::observability::{DurationPercentiles, DurationSplit, FunctionMetrics};
 use holactl_types::{ExecutionRecord, ExecutionStatus};
 
-use crate::metrics::Metrics;
 use crate::{Engine, EngineError};
 
 /// Window of `holactl lambda metrics` without `--since`.
@@ -146,13 +145,10 @@ impl Engine {
         Ok(out)
     }
 
-    /// Invocations of `name` refused by a concurrency limit since the server started.
-    pub fn throttle_count(&self, name: &str) -> u64 {
-        self.inner
-            .metrics
-            .throttles
-            .get_or_create(&Metrics::function(name))
-            .get()
+    /// Invocations of `name` refused by a concurrency limit since `since` (epoch ms; kept
+    /// for a day, in memory).
+    pub fn throttle_count(&self, name: &str, since: i64) -> u64 {
+        self.inner.throttle_log.since(name, since)
     }
 
     /// Metrics of function `name` over executions created since `since` (a duration ago like
@@ -174,7 +170,7 @@ impl Engine {
             since,
             now,
             &records,
-            self.throttle_count(name),
+            self.throttle_count(name, since),
         ))
     }
 }

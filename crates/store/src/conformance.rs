@@ -231,6 +231,23 @@ pub async fn queues(q: &dyn crate::WorkQueue) {
     assert_eq!(q.purge_dead("a", None, None).await.unwrap(), 1);
     // Queues are independent.
     assert_eq!(q.depth("b", 0).await.unwrap().ready, 1);
+
+    // Depths by prefix: only queues holding something, live or dead.
+    q.enqueue("p/x", msg("x1", 0)).await.unwrap();
+    q.enqueue("p/x", msg("x2", 50)).await.unwrap();
+    q.enqueue("p/y", msg("y1", 0)).await.unwrap();
+    q.enqueue("pz", msg("z1", 0)).await.unwrap();
+    let l = q.lease("p/y", 1, 100, 10).await.unwrap();
+    q.dead_letter("p/y", "y1", &l[0].token, "x", 10)
+        .await
+        .unwrap();
+    let all = q.depths("p/", 20).await.unwrap();
+    assert_eq!(all.keys().collect::<Vec<_>>(), vec!["p/x", "p/y"]);
+    let x = all["p/x"];
+    assert_eq!((x.ready, x.delayed, x.in_flight, x.dead), (1, 1, 0, 0));
+    assert_eq!(x.oldest_ready_age_ms, 20);
+    assert_eq!(all["p/y"].dead, 1);
+    assert!(q.depths("none/", 20).await.unwrap().is_empty());
 }
 
 fn finished(

@@ -234,6 +234,13 @@ pub trait WorkQueue: Send + Sync + 'static {
     async fn remove(&self, queue: &str, id: &str) -> Result<bool, StoreError>;
     /// Counts.
     async fn depth(&self, queue: &str, now: i64) -> Result<QueueDepth, StoreError>;
+    /// Counts of every queue whose name starts with `prefix` and that holds any message,
+    /// live or dead, by queue name.
+    async fn depths(
+        &self,
+        prefix: &str,
+        now: i64,
+    ) -> Result<std::collections::BTreeMap<String, QueueDepth>, StoreError>;
     /// Dead messages of a queue, oldest first.
     async fn dead(&self, queue: &str, limit: usize) -> Result<Vec<DeadMessage>, StoreError>;
     /// Moves dead messages back into the queue as fresh deliveries (all when `ids` is

@@ -99,10 +99,43 @@ pub struct AlertList {
 /// Async workers of this node.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AsyncWorkers {
-    /// Configured workers.
-    pub configured: u64,
+    /// Workers of every function (the autoscaler's current targets, summed).
+    pub workers: u64,
     /// Workers running an event now.
     pub busy: u64,
+    /// The autoscaler's settings.
+    pub autoscaler: AutoscalerView,
+    /// By function: workers, busy workers and backlog.
+    #[serde(default)]
+    pub functions: BTreeMap<String, FunctionWorkersView>,
+}
+
+/// The async autoscaler's settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoscalerView {
+    /// `MIN_WORKERS` per function.
+    pub min_workers: u32,
+    /// `MAX_WORKERS` per function.
+    pub max_workers: u32,
+    /// `SCALE_UP_THRESHOLD`: events per worker above which a function scales up.
+    pub scale_up_threshold: u32,
+    /// `SCALE_DOWN_THRESHOLD`: events per worker below which it scales down.
+    pub scale_down_threshold: u32,
+    /// `CHECK_INTERVAL`, ms.
+    pub check_interval_ms: u64,
+    /// `COOLDOWN_PERIOD`, ms.
+    pub cooldown_ms: u64,
+}
+
+/// One function's async workers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionWorkersView {
+    /// Events that may run at once (the autoscaler's target).
+    pub workers: u64,
+    /// Events running now.
+    pub busy: u64,
+    /// Ready and running events at the last check.
+    pub backlog: u64,
 }
 
 /// Depth of one queue.
@@ -125,7 +158,7 @@ pub struct PlatformStatus {
     pub isolation: String,
     /// Async workers.
     pub async_workers: AsyncWorkers,
-    /// Instances by state (`idle`, `busy`).
+    /// Instances by state (`idle`, `busy`, `initialising`).
     pub instances: BTreeMap<String, u64>,
     /// Sandboxes kept prepared ahead of demand.
     pub prepared_sandboxes: u64,
@@ -133,7 +166,7 @@ pub struct PlatformStatus {
     pub concurrent_executions: u64,
     /// Account-wide concurrency limit.
     pub max_concurrency: u64,
-    /// Queue depths by queue (`async` is the asynchronous-invocation queue).
+    /// Queue depths by queue (`async/<function>` are the asynchronous-invocation queues).
     pub queues: BTreeMap<String, QueueDepthView>,
     /// Firing alerts.
     pub alerts: Vec<Alert>,

@@ -1,6 +1,8 @@
 //! Work queues on SQLite: one row per message with `visible_at` (when it may be delivered) and
 //! a lease token; dead messages move to their own table.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -276,6 +278,64 @@ impl WorkQueue for EmbeddedStore {
                 dead: dead as u64,
                 oldest_ready_age_ms: oldest.map_or(0, |o| (now - o).max(0) as u64),
             })
+        })
+        .await
+    }
+
+    async fn depths(
+        &self,
+        prefix: &str,
+        now: i64,
+    ) -> Result<BTreeMap<String, QueueDepth>, StoreError> {
+        self.barrier().await?;
+        // `queue >= prefix AND queue < prefix + U+10FFFF` keeps the primary-key range scan
+        // (LIKE would need escaping and defeat the index).
+        let low = prefix.to_owned();
+        let high = format!("{prefix}\u{10FFFF}");
+        self.read(move |c| {
+            let mut out: BTreeMap<String, QueueDepth> = BTreeMap::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT queue,
+                   COALESCE(SUM(visible_at <= ?3), 0),
+                   MIN(CASE WHEN visible_at <= ?3 THEN enqueued_at END),
+                   COALESCE(SUM(visible_at > ?3 AND leased = 0), 0),
+                   COALESCE(SUM(visible_at > ?3 AND leased = 1), 0)
+                 FROM messages WHERE queue >= ?1 AND queue < ?2 GROUP BY queue",
+            )?;
+            let rows = stmt.query_map(params![low, high, now], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (queue, ready, oldest, delayed, in_flight) = row?;
+                out.insert(
+                    queue,
+                    QueueDepth {
+                        ready: ready as u64,
+                        delayed: delayed as u64,
+                        in_flight: in_flight as u64,
+                        dead: 0,
+                        oldest_ready_age_ms: oldest.map_or(0, |o| (now - o).max(0) as u64),
+                    },
+                );
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT queue, COUNT(*) FROM dead_messages
+                 WHERE queue >= ?1 AND queue < ?2 GROUP BY queue",
+            )?;
+            let rows = stmt.query_map(params![low, high], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (queue, dead) = row?;
+                out.entry(queue).or_default().dead = dead as u64;
+            }
+            Ok(out)
         })
         .await
     }
