@@ -131,6 +131,14 @@ async fn failures_are_retried_then_dead_lettered_and_can_be_replayed() {
     let failed = wait_status(&server, &id, &["failed"], Duration::from_secs(30)).await;
     assert_eq!(failed["attempts"], 2, "{failed}");
     assert_eq!(failed["error"]["code"], "FUNCTION_ERROR");
+    let metrics = server.request(Method::GET, "/api/v1/metrics", None).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    for series in [
+        r#"holactl_async_retries_total{function="flaky"} 1"#,
+        r#"holactl_dead_letters_total{function="flaky"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == series), "no {series}:\n{text}");
+    }
 
     // In the DLQ, with the last error and the attempt count.
     let dlq = json(

@@ -177,6 +177,25 @@ async fn metrics_alerts_status_and_json_logs() {
     assert_eq!(dlq["function"], "flaky");
     assert_eq!(dlq["value"], 1.0);
 
+    // The dead letter is counted, and the async queue's depth (refreshed at each autoscaler
+    // check) shows it.
+    wait_until(
+        "the async queue gauges",
+        Duration::from_secs(10),
+        || async {
+            let answer = server.request(Method::GET, "/api/v1/metrics", None).await;
+            let samples = parse_prometheus(&String::from_utf8_lossy(&answer.body));
+            let value = |series: &str| samples.iter().find(|(s, _)| s == series).map(|(_, v)| *v);
+            value(r#"holactl_dead_letters_total{function="flaky"}"#) == Some(1.0)
+                && value(r#"holactl_queue_messages{queue="async/flaky",state="dead"}"#) == Some(1.0)
+                && value(r#"holactl_queue_messages{queue="async/flaky",state="ready"}"#)
+                    == Some(0.0)
+                && value(r#"holactl_queue_oldest_message_age_seconds{queue="async/flaky"}"#)
+                    .is_some()
+        },
+    )
+    .await;
+
     // The platform log is JSON lines with structured fields.
     let log = server.server_stderr();
     assert!(!log.trim().is_empty());

@@ -474,6 +474,11 @@ impl Engine {
                         now_ms() + delay.as_millis() as i64,
                     )
                     .await;
+                self.inner
+                    .metrics
+                    .async_retries
+                    .get_or_create(&crate::metrics::Metrics::function(&msg.function))
+                    .inc();
                 // Look at the queue again when the retry comes due.
                 let engine = self.clone();
                 let function = msg.function.clone();
@@ -503,6 +508,11 @@ impl Engine {
             tracing::warn!(error = %e, "cannot dead-letter an async invocation");
             return;
         }
+        self.inner
+            .metrics
+            .dead_letters
+            .get_or_create(&crate::metrics::Metrics::function(&msg.function))
+            .inc();
         if let Ok(mut record) = stores
             .executions
             .get(&msg.execution_id)

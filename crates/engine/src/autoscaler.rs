@@ -341,9 +341,17 @@ impl Engine {
                 return;
             };
             // Functions that are gone and have nothing running are forgotten.
-            all.retain(|name, w| w.running > 0 || names.contains(name));
+            all.retain(|name, w| {
+                let keep = w.running > 0 || names.contains(name);
+                if !keep {
+                    inner.metrics.forget_queue(&async_queue(name));
+                }
+                keep
+            });
             for name in &names {
-                let depth = depths.get(&async_queue(name)).copied().unwrap_or_default();
+                let queue = async_queue(name);
+                let depth = depths.get(&queue).copied().unwrap_or_default();
+                inner.metrics.set_queue_depth(&queue, &depth);
                 let w = all
                     .entry(name.clone())
                     .or_insert_with(|| FunctionWorkers::new(cfg.min_workers));

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub async_workers: Family<FunctionLabels, Gauge>,
     /// The autoscaler's decisions.
     pub scaling_decisions: Family<ScalingLabels, Counter>,
+    /// Failed async deliveries scheduled for another attempt.
+    pub async_retries: Family<FunctionLabels, Counter>,
+    /// Async events moved to their function's dead-letter queue.
+    pub dead_letters: Family<FunctionLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,6 +134,18 @@ impl Metrics {
         let webhook_signature_failures = Family::<WebhookLabels, Counter>::default();
         let async_workers = Family::<FunctionLabels, Gauge>::default();
         let scaling_decisions = Family::<ScalingLabels, Counter>::default();
+        let async_retries = Family::<FunctionLabels, Counter>::default();
+        let dead_letters = Family::<FunctionLabels, Counter>::default();
+        registry.register(
+            "async_retries",
+            "Failed async deliveries scheduled for another attempt",
+            async_retries.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Async events dead-lettered (depth: holactl_queue_messages{queue=\"async/<function>\",state=\"dead\"})",
+            dead_letters.clone(),
+        );
         registry.register(
             "async_workers",
             "Async events of a function that may run at once on this node (autoscaled)",
@@ -200,6 +216,8 @@ impl Metrics {
             webhook_signature_failures,
             async_workers,
             scaling_decisions,
+            async_retries,
+            dead_letters,
         }
     }
 
