@@ -1,7 +1,10 @@
 //! The typed HTTP client of the `/api/v1` API, shared by the CLI and the end-to-end tests.
 
 // Methods of one resource each, in `src/client/`.
+mod gateway;
+mod identity;
 mod observability;
+mod policy;
 mod queues;
 mod schedules;
 
@@ -114,6 +117,8 @@ impl Invoked {
 pub struct Client {
     endpoint: String,
     token: Option<String>,
+    /// Sent as `X-Hola-Project`: the project creates go into.
+    project: Option<String>,
     http: HyperClient<HttpConnector, Body>,
 }
 
@@ -136,8 +141,15 @@ impl Client {
         Ok(Client {
             endpoint,
             token,
+            project: None,
             http,
         })
+    }
+
+    /// The same client, creating resources in `project`.
+    pub fn with_project(mut self, project: Option<String>) -> Client {
+        self.project = project;
+        self
     }
 
     /// The endpoint.
@@ -148,7 +160,7 @@ impl Client {
     /// A client for the same server and token with a connection pool of its own (clones share
     /// one pool).
     pub fn clone_fresh(&self) -> Result<Client, ClientError> {
-        Client::new(&self.endpoint, self.token.clone())
+        Ok(Client::new(&self.endpoint, self.token.clone())?.with_project(self.project.clone()))
     }
 
     /// Sends a request and returns the raw answer, whatever its status.
@@ -164,6 +176,9 @@ impl Client {
             .uri(format!("{}{path}", self.endpoint));
         if let Some(token) = &self.token {
             req = req.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(project) = &self.project {
+            req = req.header(holactl_types::identity::PROJECT_HEADER, project);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);

@@ -36,6 +36,7 @@ pub struct ServerBuilder {
     max_concurrency: Option<u32>,
     log_format: Option<&'static str>,
     env: Vec<(&'static str, String)>,
+    extra_args: Vec<String>,
 }
 
 impl ServerBuilder {
@@ -48,6 +49,12 @@ impl ServerBuilder {
     /// `--max-concurrency N` (the account-wide limit).
     pub fn max_concurrency(mut self, n: u32) -> Self {
         self.max_concurrency = Some(n);
+        self
+    }
+
+    /// Any other `serve` argument (e.g. `--gateway-listen 127.0.0.1:0`).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_owned());
         self
     }
 
@@ -122,6 +129,7 @@ impl ServerBuilder {
         if let Some(format) = self.log_format {
             cmd.args(["--log-format", format]);
         }
+        cmd.args(&self.extra_args);
         let child = cmd.spawn().expect("starting holactl lambda serve");
         let mut server = Server {
             child: Some(child),

@@ -144,5 +144,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
         args.name,
         dir.display()
     );
+    if args.template == Template::Http {
+        println!(
+            "Serve it over HTTP with: holactl lambda route create --method POST --path /{} --function {}",
+            args.name, args.name
+        );
+    }
     Ok(Outcome::Success)
 }

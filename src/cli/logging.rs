@@ -17,9 +17,11 @@ pub enum LogFormat {
 
 /// Installs the global tracing subscriber for `cli`.
 pub fn init(cli: &Cli) {
-    let TopCommand::Lambda(args) = &cli.command;
-    let format = match &args.command {
-        LambdaCommand::Serve(serve) => serve.log_format,
+    let format = match &cli.command {
+        TopCommand::Lambda(args) => match &args.command {
+            LambdaCommand::Serve(serve) => serve.log_format,
+            _ => LogFormat::Human,
+        },
         _ => LogFormat::Human,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOLACTL_LOG")

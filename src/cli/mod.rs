@@ -2,13 +2,17 @@
 //! `test --local` is a client of the HTTP API.
 
 mod alias;
+mod api;
+mod api_key;
 mod audit;
+mod authorizer;
 mod concurrency;
 mod delete;
 mod deploy;
 mod dlq;
 mod executions;
 mod get;
+mod identity;
 mod init;
 mod invoke;
 mod list;
@@ -16,8 +20,10 @@ pub mod logging;
 mod logs;
 mod metrics;
 pub mod output;
+mod policy;
 mod publish_version;
 mod queue;
+mod route;
 mod schedule;
 mod secret;
 pub mod serve;
@@ -51,6 +57,26 @@ pub struct Cli {
 pub enum TopCommand {
     /// Serverless functions: serve the platform, deploy, invoke, inspect.
     Lambda(LambdaArgs),
+    /// Sign in as a user; later commands to the same endpoint act as them.
+    Login(LoginCommand),
+    /// Forget the saved sign-in for the endpoint.
+    Logout(LogoutCommand),
+}
+
+/// `holactl login`.
+#[derive(Debug, Args)]
+pub struct LoginCommand {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(flatten)]
+    pub args: identity::LoginArgs,
+}
+
+/// `holactl logout`.
+#[derive(Debug, Args)]
+pub struct LogoutCommand {
+    #[command(flatten)]
+    pub global: GlobalOpts,
 }
 
 /// `holactl lambda`.
@@ -78,9 +104,13 @@ pub struct GlobalOpts {
     /// API endpoint.
     #[arg(long, global = true, env = "HOLACTL_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
-    /// API token (default: the admin token in the default data dir).
+    /// API token (default: the session saved by `holactl login` for the endpoint, else the
+    /// admin token in the default data dir).
     #[arg(long, global = true, env = "HOLACTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Project new resources are created in (when you belong to several).
+    #[arg(long, global = true, env = "HOLACTL_PROJECT")]
+    pub project: Option<String>,
     /// Output format of read commands.
     #[arg(
         short = 'o',
@@ -128,6 +158,10 @@ pub enum LambdaCommand {
     /// Reserved and provisioned concurrency of a function.
     #[command(subcommand)]
     Concurrency(concurrency::ConcurrencyCommand),
+    /// Execution policies: which functions, queues and secrets a function may use through
+    /// the internal API (default: none).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Manage secrets (encrypted at rest, bound with deploy --secret ENV=NAME).
     #[command(subcommand)]
     Secret(secret::SecretCommand),
@@ -156,6 +190,28 @@ pub enum LambdaCommand {
     /// Event-source mappings: deliver a queue's messages to a function in batches.
     #[command(subcommand)]
     Trigger(trigger::TriggerCommand),
+    /// Users: register, show yourself, change your password, list and delete (admins).
+    #[command(subcommand)]
+    User(identity::UserCommand),
+    /// Projects (tenants) and their members' roles.
+    #[command(subcommand)]
+    Project(identity::ProjectCommand),
+    /// API tokens for CI: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(identity::TokenCommand),
+    /// HTTP routes (API Gateway HTTP API style): METHOD /path → function, with auth and
+    /// throttling; `route create` prints the URL.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
+    /// Gateway APIs: CORS, and stages deployed from the current routes.
+    #[command(subcommand)]
+    Api(api::ApiCommand),
+    /// JWT authorizers of the gateway (HS256, RS256, ES256).
+    #[command(subcommand)]
+    Authorizer(authorizer::AuthorizerCommand),
+    /// API keys for --auth api-key routes (shown once, stored hashed).
+    #[command(subcommand)]
+    ApiKey(api_key::ApiKeyCommand),
 }
 
 /// The per-user data dir: `$HOLACTL_DATA_DIR`, else `$XDG_DATA_HOME/holactl`, else
@@ -176,6 +232,9 @@ impl GlobalOpts {
     pub fn client(&self) -> anyhow::Result<Client> {
         let token = match &self.token {
             Some(t) => Some(t.clone()),
+            None if identity::saved_token(&self.endpoint).is_some() => {
+                identity::saved_token(&self.endpoint)
+            }
             None => {
                 let path = default_data_dir().join(holactl_engine::auth::TOKEN_FILE);
                 std::fs::read_to_string(&path)
@@ -183,7 +242,7 @@ impl GlobalOpts {
                     .map(|t| t.trim().to_owned())
             }
         };
-        Ok(Client::new(&self.endpoint, token)?)
+        Ok(Client::new(&self.endpoint, token)?.with_project(self.project.clone()))
     }
 }
 
@@ -197,7 +256,11 @@ pub enum Outcome {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let TopCommand::Lambda(args) = cli.command;
+    let args = match cli.command {
+        TopCommand::Lambda(args) => args,
+        TopCommand::Login(c) => return identity::login(&c.global, c.args).await,
+        TopCommand::Logout(c) => return identity::logout(&c.global),
+    };
     let g = &args.global;
     match args.command {
         LambdaCommand::Serve(a) => serve::run(a).await,
@@ -215,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Version(c) => versions::run(g, c).await,
         LambdaCommand::Alias(c) => alias::run(g, c).await,
         LambdaCommand::Concurrency(c) => concurrency::run(g, c).await,
+        LambdaCommand::Policy(c) => policy::run(g, c).await,
         LambdaCommand::Secret(c) => secret::run(g, c).await,
         LambdaCommand::Audit(a) => audit::run(g, a).await,
         LambdaCommand::Usage(a) => usage::run(g, a).await,
@@ -226,5 +290,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         LambdaCommand::Schedule(c) => schedule::run(g, c).await,
         LambdaCommand::Queue(c) => queue::run(g, c).await,
         LambdaCommand::Trigger(c) => trigger::run(g, c).await,
+        LambdaCommand::User(c) => identity::user(g, c).await,
+        LambdaCommand::Project(c) => identity::project(g, c).await,
+        LambdaCommand::Token(c) => identity::token(g, c).await,
+        LambdaCommand::Route(c) => route::run(g, c).await,
+        LambdaCommand::Api(c) => api::run(g, c).await,
+        LambdaCommand::Authorizer(c) => authorizer::run(g, c).await,
+        LambdaCommand::ApiKey(c) => api_key::run(g, c).await,
     }
 }

@@ -51,6 +51,17 @@ pub struct ServeArgs {
     /// Alert when concurrent executions reach this fraction of --max-concurrency.
     #[arg(long, env = "HOLACTL_ALERT_CONCURRENCY", default_value_t = holactl_engine::alerts::DEFAULT_CONCURRENCY_SATURATION)]
     pub alert_concurrency: f64,
+    /// Also serve the HTTP gateway on its own address (`HOST:PORT`), paths from `/`, for the
+    /// API named by --gateway-api. It is always served at /gw/{api}/… on --listen as well.
+    #[arg(long, env = "HOLACTL_GATEWAY_LISTEN")]
+    pub gateway_listen: Option<String>,
+    /// The API the --gateway-listen address serves.
+    #[arg(long, env = "HOLACTL_GATEWAY_API", default_value = holactl_types::gateway::DEFAULT_API)]
+    pub gateway_api: String,
+    /// Let anyone register a user (each gets a personal project); otherwise only
+    /// administrators register users.
+    #[arg(long, env = "HOLACTL_OPEN_REGISTRATION")]
+    pub open_registration: bool,
     /// Autoscaler: fewest async workers per function.
     #[arg(long, env = "MIN_WORKERS", default_value_t = autoscaler::DEFAULT_MIN_WORKERS)]
     pub min_workers: u32,
@@ -69,6 +80,10 @@ pub struct ServeArgs {
     /// Autoscaler: least time between a scaling decision and the next scale-down.
     #[arg(long, env = "COOLDOWN_PERIOD", default_value = "30s", value_parser = parse_duration)]
     pub cooldown_period: Duration,
+    /// How long an invocation's scoped token for the internal API stays valid beyond the
+    /// function's timeout (covers the cold start before the handler's clock starts).
+    #[arg(long, env = "HOLACTL_TOKEN_GRACE", default_value = "60s", value_parser = parse_duration)]
+    pub token_grace: Duration,
 }
 
 /// `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -126,6 +141,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     config.isolation = args.isolation;
     config.idle_ttl = Duration::from_secs(args.idle_ttl.max(1));
     config.max_concurrency = args.max_concurrency;
+    config.open_registration = args.open_registration;
     config.autoscaler = autoscaler::AutoscalerConfig {
         min_workers: args.min_workers,
         max_workers: args.max_workers,
@@ -157,6 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
             anyhow::bail!("{flag} must be a fraction from 0 to 1, got {fraction}");
         }
     }
+    config.token_grace = args.token_grace;
     config.alerts = holactl_engine::alerts::AlertThresholds {
         error_rate: args.alert_error_rate,
         cold_start_rate: args.alert_cold_start_rate,
@@ -199,9 +216,47 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         tracing::warn!("{warning}");
     }
 
-    holactl_server::run(engine.clone(), listener, shutdown_signal())
-        .await
-        .context("server failed")?;
+    println!(
+        "  gateway:     http://{local}{}/{{api}}/…",
+        holactl_types::gateway::GATEWAY_PREFIX
+    );
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let gateway = match &args.gateway_listen {
+        Some(addr) => {
+            holactl_types::gateway::validate_gateway_name("--gateway-api", &args.gateway_api)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let addr = parse_listen(addr)?;
+            let gw_listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--gateway-listen)"))?;
+            let gw_local = gw_listener.local_addr()?;
+            engine.set_gateway_listener(&format!("http://{gw_local}"), &args.gateway_api);
+            println!(
+                "  gateway:     http://{gw_local}/ (API {})",
+                args.gateway_api
+            );
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(holactl_server::run_gateway(
+                engine.clone(),
+                gw_listener,
+                args.gateway_api.clone(),
+                async move {
+                    let _ = rx.changed().await;
+                },
+            )))
+        }
+        None => None,
+    };
+    holactl_server::run(engine.clone(), listener, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    })
+    .await
+    .context("server failed")?;
+    if let Some(task) = gateway {
+        let _ = task.await;
+    }
     engine.shutdown();
     Ok(Outcome::Success)
 }

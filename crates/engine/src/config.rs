@@ -38,8 +38,14 @@ pub struct EngineConfig {
     pub price_per_request: f64,
     /// Usage reports' price per GB-second, USD (default: AWS's x86 list price).
     pub price_per_gb_second: f64,
+    /// Anyone may register a user (`POST /api/v1/users/register` without credentials); each
+    /// gets a personal project. Otherwise only administrators register users.
+    pub open_registration: bool,
     /// Thresholds of the alerts the platform evaluates.
     pub alerts: crate::alerts::AlertThresholds,
+    /// How long an invocation's scoped token stays valid after the invocation's deadline
+    /// (it is also refused as soon as another invocation runs on its instance).
+    pub token_grace: Duration,
 }
 
 impl EngineConfig {
@@ -61,6 +67,8 @@ impl EngineConfig {
             price_per_request: holactl_types::usage::AWS_PRICE_PER_REQUEST,
             price_per_gb_second: holactl_types::usage::AWS_PRICE_PER_GB_SECOND,
             alerts: crate::alerts::AlertThresholds::default(),
+            token_grace: crate::policy::DEFAULT_TOKEN_GRACE,
+            open_registration: false,
         }
     }
 }

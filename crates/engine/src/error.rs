@@ -43,6 +43,9 @@ pub enum EngineError {
     /// Missing or wrong credentials.
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// The caller's role does not allow the operation.
+    #[error("{0}")]
+    Forbidden(String),
     /// The engine is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -67,6 +70,7 @@ impl EngineError {
             EngineError::Throttled(_) => ErrorCode::Throttled,
             EngineError::LimitExceeded(_) => ErrorCode::LimitExceeded,
             EngineError::ResourceNotFound(_) => ErrorCode::ResourceNotFound,
+            EngineError::Forbidden(_) => ErrorCode::Forbidden,
             EngineError::Unauthorized => ErrorCode::Unauthorized,
             EngineError::ShuttingDown => ErrorCode::ServiceUnavailable,
             EngineError::Store(StoreError::Unavailable(_)) => ErrorCode::ServiceUnavailable,

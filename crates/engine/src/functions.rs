@@ -517,6 +517,7 @@ impl Engine {
             functions.remove(name);
         }
         let _ = self.forget_concurrency(name).await;
+        self.forget_policies(name).await;
         self.inner.pool.purge(name);
         tracing::info!(function = %name, "function deleted");
         let before_view = self.view(&before);

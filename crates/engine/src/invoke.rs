@@ -502,6 +502,12 @@ impl Engine {
             trace_id: trace_id(&request_id),
             client_context: req.client_context,
             cognito_identity: None,
+            hola_token: Some(self.mint_token(
+                run,
+                req.qualifier.as_ref(),
+                &request_id,
+                worker.instance.id(),
+            )),
         };
         let started_at = now_ms();
         let outcome = tokio::select! {

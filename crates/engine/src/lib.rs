@@ -8,8 +8,12 @@
 //! - [`versions`]: publishing versions, aliases with weighted routing.
 //! - [`webhooks`]: signed webhooks that start asynchronous invocations.
 //! - [`schedules`]: cron and rate schedules firing asynchronous invocations.
+//! - [`gateway`]: the HTTP gateway: APIs, routes, stages, CORS, JWT and API-key auth,
+//!   throttling; requests become synchronous invocations with the payload format 2.0 event.
 //! - [`secrets`]: secrets encrypted at rest, bound to functions as environment variables.
 //! - [`audit`]: the append-only audit trail.
+//! - [`policy`]: execution policies (least privilege), per-invocation scoped tokens and the
+//!   internal API functions call through their Runtime API endpoint (`/hola/v1/…`).
 //! - [`queues`]: named queues, their messages and DLQs, and event-source mappings (triggers).
 //! - [`invoke`]: resolve → admit → pool or cold start → invoke → record.
 //! - [`code`]: zip validation and the unpacked, content-addressed code cache.
@@ -35,9 +39,12 @@ pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod functions;
+pub mod gateway;
 pub mod idempotency;
+pub mod identity;
 pub mod invoke;
 pub mod metrics;
+pub mod policy;
 pub mod pool;
 pub mod provisioner;
 pub mod queues;
@@ -121,12 +128,18 @@ pub(crate) struct Inner {
     pub queue_pollers: queues::Pollers,
     /// Per-function reserved and provisioned concurrency.
     pub limits: concurrency::Limits,
+    /// Users, projects, tokens and resource owners.
+    pub identity: identity::State,
     /// Throttles per function and minute.
     pub throttle_log: throttles::ThrottleLog,
     /// Async workers per function, steered by the autoscaler.
     pub workers: autoscaler::Workers,
     /// Wakes the provisioner when settings or functions change.
     pub provisioner_wake: tokio::sync::Notify,
+    /// The key of invocations' scoped tokens (execution policies).
+    pub policy: policy::State,
+    /// The gateway's compiled route tables, API keys and token buckets.
+    pub gateway: gateway::State,
     pub warnings: Vec<String>,
 }
 
@@ -201,6 +214,7 @@ impl Engine {
         let admin_hash = auth::ensure_admin_token(stores.kv.as_ref(), dir).await?;
         let master_key = secrets::load_master_key(dir)?;
         secrets::verify_master_key(stores.kv.as_ref(), &master_key).await?;
+        let policy_state = policy::State::new(config.token_grace)?;
         let engine = Engine {
             inner: Arc::new(Inner {
                 concurrency: Arc::new(Semaphore::new(config.max_concurrency as usize)),
@@ -224,13 +238,28 @@ impl Engine {
                 queue_pollers: queues::Pollers::default(),
                 limits: concurrency::Limits::default(),
                 provisioner_wake: tokio::sync::Notify::new(),
+                policy: policy_state,
+                gateway: gateway::State::default(),
                 workers: autoscaler::Workers::default(),
                 throttle_log: throttles::ThrottleLog::default(),
+                identity: identity::State::default(),
                 warnings,
             }),
         };
         engine.load_functions().await?;
+        engine.load_identity().await?;
+        engine.ensure_default_project().await?;
+        engine.load_gateway().await?;
         engine.load_concurrency().await?;
+        engine.sweep_policies().await?;
+        // The sandbox answers `/hola/v1/…` on every instance's endpoint through this hook; it
+        // holds the engine weakly (the engine owns the sandbox).
+        engine
+            .inner
+            .sandbox
+            .set_platform(Arc::new(policy::InternalApi {
+                engine: Arc::downgrade(&engine.inner),
+            }));
         engine.start_reaper();
         engine.start_async_workers();
         engine.start_autoscaler();
@@ -286,6 +315,11 @@ impl Engine {
     /// Things an operator should know (weak isolation, missing runtimes).
     pub fn warnings(&self) -> &[String] {
         &self.inner.warnings
+    }
+
+    /// Whether anyone may register a user.
+    pub fn open_registration(&self) -> bool {
+        self.inner.config.open_registration
     }
 
     /// Whether `token` is the admin token.

@@ -90,6 +90,8 @@ pub struct Metrics {
     pub queue_oldest_age: Family<crate::queues::metrics::QueueLabels, Gauge>,
     /// Webhook deliveries refused for a bad, missing or expired signature.
     pub webhook_signature_failures: Family<WebhookLabels, Counter>,
+    /// Gateway requests and refused authentications.
+    pub gateway: crate::gateway::metrics::GatewayMetrics,
     /// Async workers per function (the autoscaler's current target).
     pub async_workers: Family<FunctionLabels, Gauge>,
     /// The autoscaler's decisions.
@@ -132,6 +134,7 @@ impl Metrics {
         let queue_oldest_age = Family::default();
         crate::queues::metrics::register(&mut registry, &queue_messages, &queue_oldest_age);
         let webhook_signature_failures = Family::<WebhookLabels, Counter>::default();
+        let gateway = crate::gateway::metrics::GatewayMetrics::register(&mut registry);
         let async_workers = Family::<FunctionLabels, Gauge>::default();
         let scaling_decisions = Family::<ScalingLabels, Counter>::default();
         let async_retries = Family::<FunctionLabels, Counter>::default();
@@ -214,6 +217,7 @@ impl Metrics {
             queue_messages,
             queue_oldest_age,
             webhook_signature_failures,
+            gateway,
             async_workers,
             scaling_decisions,
             async_retries,

@@ -351,47 +351,55 @@ impl Engine {
     ) -> Result<Vec<(String, String)>, EngineError> {
         let mut out = Vec::with_capacity(config.secrets.len());
         for (var, name) in &config.secrets {
-            let stored: StoredSecret = self
-                .inner
-                .stores
-                .kv
-                .get(&secret_key(name))
-                .await?
-                .map(|e| decode(&e.value))
-                .transpose()?
-                .ok_or_else(|| {
-                    EngineError::ResourceNotFound(format!(
-                        "secret {name:?} bound to {var} does not exist"
-                    ))
-                })?;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            let nonce = b64
-                .decode(&stored.nonce)
-                .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
-            let ciphertext = b64
-                .decode(&stored.ciphertext)
-                .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
-            if nonce.len() != 12 {
-                return Err(EngineError::Internal("corrupt secret".into()));
-            }
-            let plain = cipher(&self.inner.master_key)
-                .decrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: &ciphertext,
-                        aad: name.as_bytes(),
-                    },
-                )
-                .map_err(|_| {
-                    EngineError::Internal(format!(
-                        "secret {name:?} cannot be decrypted with this master key"
-                    ))
-                })?;
-            let value = String::from_utf8(plain)
-                .map_err(|_| EngineError::Internal("secret is not UTF-8".into()))?;
+            let value = self.secret_value(name).await?.ok_or_else(|| {
+                EngineError::ResourceNotFound(format!(
+                    "secret {name:?} bound to {var} does not exist"
+                ))
+            })?;
             out.push((var.clone(), value));
         }
         Ok(out)
+    }
+
+    /// The plaintext value of secret `name`, `None` when it does not exist.
+    pub(crate) async fn secret_value(&self, name: &str) -> Result<Option<String>, EngineError> {
+        let Some(stored) = self
+            .inner
+            .stores
+            .kv
+            .get(&secret_key(name))
+            .await?
+            .map(|e| decode::<StoredSecret>(&e.value))
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let nonce = b64
+            .decode(&stored.nonce)
+            .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
+        let ciphertext = b64
+            .decode(&stored.ciphertext)
+            .map_err(|_| EngineError::Internal("corrupt secret".into()))?;
+        if nonce.len() != 12 {
+            return Err(EngineError::Internal("corrupt secret".into()));
+        }
+        let plain = cipher(&self.inner.master_key)
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: name.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                EngineError::Internal(format!(
+                    "secret {name:?} cannot be decrypted with this master key"
+                ))
+            })?;
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| EngineError::Internal("secret is not UTF-8".into()))
     }
 }
 

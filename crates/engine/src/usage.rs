@@ -53,6 +53,16 @@ impl Engine {
         since: Option<&str>,
         function: Option<&str>,
     ) -> Result<UsageReport, EngineError> {
+        self.usage_of(since, function, |_| true).await
+    }
+
+    /// [`Engine::usage`] of the functions `include` accepts (the caller's projects).
+    pub async fn usage_of(
+        &self,
+        since: Option<&str>,
+        function: Option<&str>,
+        include: impl Fn(&str) -> bool,
+    ) -> Result<UsageReport, EngineError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         let since_day = since
             .filter(|s| !s.is_empty())
@@ -67,7 +77,10 @@ impl Engine {
                 function: function.clone(),
                 since_day,
             })
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|d| include(&d.function))
+            .collect();
         Ok(UsageReport::build(days, self.prices(), since_day, function))
     }
 }

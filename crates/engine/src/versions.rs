@@ -388,6 +388,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         self.edit_entry(name, |_, _, aliases| aliases.retain(|a| a.name != alias))?;
+        self.forget_alias_policy(name, alias).await;
         let view = self.alias_view(&before);
         self.audit(
             actor,

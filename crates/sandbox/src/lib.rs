@@ -13,6 +13,8 @@
 //!   [`cgroup`] the per-instance control group (v1 and v2), [`seccomp`] the syscall filter.
 //! - [`spawn`]: the parent side: start `sandbox-init`, hand it the spec, wire up pipes.
 //! - [`runtime_api`]: the per-instance Runtime API server and the invocation hand-off.
+//! - [`platform`]: the hook through which that server forwards the platform's internal API
+//!   (`/hola/v1/…`) to whoever implements it (the engine).
 //! - [`logs`]: per-invocation capture of the instance's stdout/stderr, capped.
 //! - [`instance`]: a running instance: invoke with a deadline, detect crashes, stop.
 //! - [`runtimes`]: which interpreters run `python3.x` / `nodejs*`, and our bootstraps.
@@ -22,6 +24,7 @@ pub mod init;
 pub mod instance;
 pub mod jail;
 pub mod logs;
+pub mod platform;
 pub mod runtime_api;
 pub mod runtimes;
 pub mod seccomp;

@@ -41,6 +41,8 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// `Lambda-Runtime-Cognito-Identity` (JSON), if any.
     pub cognito_identity: Option<String>,
+    /// `Lambda-Runtime-Hola-Token`: the invocation's scoped token for the internal API.
+    pub hola_token: Option<String>,
 }
 
 /// What a runtime answered for an invocation.
@@ -91,6 +93,8 @@ pub(crate) struct ApiState {
     init_failure: watch::Sender<Option<InitFailure>>,
     /// When the runtime first asked for `next` (its initialisation is over).
     ready: watch::Sender<Option<Instant>>,
+    /// Where `/hola/v1/…` requests go (the internal API), if anywhere.
+    platform: Option<crate::platform::PlatformLink>,
 }
 
 /// What the instance keeps of its Runtime API: the hand-off queue, init failures, readiness.
@@ -101,7 +105,9 @@ pub(crate) type ApiHandles = (
 );
 
 impl ApiState {
-    pub(crate) fn new() -> (Arc<ApiState>, ApiHandles) {
+    pub(crate) fn new(
+        platform: Option<crate::platform::PlatformLink>,
+    ) -> (Arc<ApiState>, ApiHandles) {
         let (tx, rx) = mpsc::channel(1);
         let (init_tx, init_rx) = watch::channel(None);
         let (ready_tx, ready_rx) = watch::channel(None);
@@ -110,6 +116,7 @@ impl ApiState {
             current: Mutex::new(Current::default()),
             init_failure: init_tx,
             ready: ready_tx,
+            platform,
         });
         (state, (tx, init_rx, ready_rx))
     }
@@ -176,6 +183,14 @@ fn accepted() -> Resp {
 async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
     let path = req.uri().path().to_owned();
     let Some(route) = path.strip_prefix(PREFIX) else {
+        // The internal API: checked only once the Runtime API's own paths did not match.
+        if let Some(rest) = path.strip_prefix(crate::platform::PREFIX) {
+            let active = state.current.lock().ok().and_then(|c| {
+                let (id, _) = c.active.as_ref()?;
+                Some(id.clone())
+            });
+            return crate::platform::serve(state.platform.as_ref(), active, rest, req).await;
+        }
         return api_error(StatusCode::NOT_FOUND, "NotFound", "unknown path");
     };
     match (req.method(), route) {
@@ -269,6 +284,9 @@ async fn next(state: &ApiState) -> Resp {
     if let Some(ci) = &inv.cognito_identity {
         set("lambda-runtime-cognito-identity", ci);
     }
+    if let Some(token) = &inv.hola_token {
+        set("lambda-runtime-hola-token", token);
+    }
     resp
 }
 
@@ -297,38 +315,19 @@ async fn post_result(state: &ApiState, id: String, req: Request<Incoming>, is_er
     }
     let error_type = error_type_header(&req);
     let body = read_body(req).await;
-    let Ok(mut current) = state.current.lock() else {
-        return api_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal", "poisoned");
+    let reply = match take_active(state, id) {
+        Ok(reply) => reply,
+        Err(resp) => return resp,
     };
-    let Some((active_id, reply)) = current.active.take() else {
-        return api_error(
-            StatusCode::FORBIDDEN,
-            "InvalidStateTransition",
-            "a result was already posted for this request id",
-        );
-    };
-    if active_id != id {
-        current.active = Some((active_id, reply));
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            "unknown request id",
-        );
-    }
-    if current.done.len() == REMEMBERED_IDS {
-        current.done.pop_front();
-    }
-    current.done.push_back(id);
-    drop(current);
-    match body {
-        Err(()) => {
-            let _ = reply.send(RuntimeReply::TooLarge);
+    let (outcome, resp) = match body {
+        Err(()) => (
+            RuntimeReply::TooLarge,
             api_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLarge",
                 &format!("response body exceeds {MAX_RESPONSE_BYTES} bytes"),
-            )
-        }
+            ),
+        ),
         Ok(body) if is_error => {
             // The body's errorType names the exception; the header only says Unhandled.
             let from_body = error_type_of(&body);
@@ -337,14 +336,50 @@ async fn post_result(state: &ApiState, id: String, req: Request<Incoming>, is_er
             } else {
                 error_type.unwrap_or(from_body)
             };
-            let _ = reply.send(RuntimeReply::Error { error_type, body });
-            accepted()
+            (RuntimeReply::Error { error_type, body }, accepted())
         }
-        Ok(body) => {
-            let _ = reply.send(RuntimeReply::Response(body));
-            accepted()
-        }
+        Ok(body) => (RuntimeReply::Response(body), accepted()),
+    };
+    if reply.send(outcome).is_ok() {
+        // The invoker was just woken on this worker thread. Yielding lets it answer its
+        // caller first; the runtime's 202 (and its next `GET …/next`, which waits for the
+        // next event anyway) comes right after, off the invocation's critical path.
+        tokio::task::yield_now().await;
     }
+    resp
+}
+
+/// Takes the reply channel of the active invocation `id`, remembering `id` as finished.
+// The error is the finished response itself, built on a rare path; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
+fn take_active(state: &ApiState, id: String) -> Result<oneshot::Sender<RuntimeReply>, Resp> {
+    let Ok(mut current) = state.current.lock() else {
+        return Err(api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal",
+            "poisoned",
+        ));
+    };
+    let Some((active_id, reply)) = current.active.take() else {
+        return Err(api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "a result was already posted for this request id",
+        ));
+    };
+    if active_id != id {
+        current.active = Some((active_id, reply));
+        return Err(api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestID",
+            "unknown request id",
+        ));
+    }
+    if current.done.len() == REMEMBERED_IDS {
+        current.done.pop_front();
+    }
+    current.done.push_back(id);
+    Ok(reply)
 }
 
 fn error_type_header(req: &Request<Incoming>) -> Option<String> {

@@ -15,7 +15,7 @@ use crate::SandboxError;
 /// Our Python bootstrap: the Runtime API loop calling `module.function(event, context)`.
 pub const PYTHON_BOOTSTRAP: &str = include_str!("../runtimes/python/bootstrap.py");
 /// Our Node.js bootstrap: the Runtime API loop calling `file.export(event, context)`.
-pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.mjs");
+pub const NODE_BOOTSTRAP: &str = include_str!("../runtimes/node/bootstrap.cjs");
 
 /// A language interpreter found on the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl RuntimeCatalog {
     /// Writes our bootstraps under `runtime_dir` and probes the host's interpreters.
     pub fn detect(runtime_dir: &Path) -> Result<RuntimeCatalog, SandboxError> {
         write_if_changed(&runtime_dir.join("python/bootstrap.py"), PYTHON_BOOTSTRAP)?;
-        write_if_changed(&runtime_dir.join("node/bootstrap.mjs"), NODE_BOOTSTRAP)?;
+        write_if_changed(&runtime_dir.join("node/bootstrap.cjs"), NODE_BOOTSTRAP)?;
         let mut python_candidates = Vec::new();
         let mut node_candidates = Vec::new();
         for dir in SEARCH_DIRS {
@@ -125,7 +125,7 @@ impl RuntimeCatalog {
                 })
             }
             RuntimeFamily::Python => ("Python", &self.pythons, "python/bootstrap.py"),
-            RuntimeFamily::Node => ("Node.js", &self.nodes, "node/bootstrap.mjs"),
+            RuntimeFamily::Node => ("Node.js", &self.nodes, "node/bootstrap.cjs"),
         };
         let want = runtime.version();
         let matches = |i: &&Interpreter| match runtime.family() {
@@ -337,7 +337,7 @@ mod tests {
         let r = c
             .resolve(&node, Path::new("/task"), Path::new("/rt"))
             .unwrap();
-        assert_eq!(r.argv, vec!["/usr/bin/node", "/rt/node/bootstrap.mjs"]);
+        assert_eq!(r.argv, vec!["/usr/bin/node", "/rt/node/bootstrap.cjs"]);
         assert!(r.note.unwrap().contains("v20.20.2"));
 
         let provided = Runtime::parse("provided.al2").unwrap();

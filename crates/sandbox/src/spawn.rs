@@ -59,6 +59,8 @@ pub struct Sandbox {
     pool: std::sync::Mutex<Vec<Prepared>>,
     /// Wakes [`Sandbox::keep_prepared`] when one is taken.
     wanted: tokio::sync::Notify,
+    /// Answers the internal API (`/hola/v1/…`) of every instance started afterwards.
+    platform: std::sync::OnceLock<std::sync::Arc<dyn crate::platform::PlatformCalls>>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -107,7 +109,14 @@ impl Sandbox {
             cgroups,
             pool: std::sync::Mutex::new(Vec::new()),
             wanted: tokio::sync::Notify::new(),
+            platform: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets the hook that answers the internal API (`/hola/v1/…`) on every instance's Runtime
+    /// API endpoint. Once only; later calls are ignored. Without it those paths answer 404.
+    pub fn set_platform(&self, hook: std::sync::Arc<dyn crate::platform::PlatformCalls>) {
+        let _ = self.platform.set(hook);
     }
 
     /// The strongest level this host supports.
@@ -336,7 +345,14 @@ impl Sandbox {
         writer.write_all(&line).await?;
         writer.shutdown().await?;
 
-        let (state, (handoff, init_failure, ready)) = ApiState::new();
+        let platform = self
+            .platform
+            .get()
+            .map(|hook| crate::platform::PlatformLink {
+                hook: hook.clone(),
+                instance_id: spec.instance_id.clone(),
+            });
+        let (state, (handoff, init_failure, ready)) = ApiState::new(platform);
         let api_task = match (p.host_listener.take(), p.listener_rx.take()) {
             (Some(listener), _) => runtime_api::serve(async move { Some(listener) }, state),
             (None, Some(rx)) => runtime_api::serve(async move { rx.await.ok() }, state),

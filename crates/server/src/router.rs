@@ -11,7 +11,7 @@ use holactl_types::ErrorCode;
 use crate::error::ApiError;
 use crate::handlers::schedules;
 use crate::handlers::webhooks;
-use crate::handlers::{audit, dlq, executions, functions, secrets, system, versions};
+use crate::handlers::{audit, dlq, executions, functions, identity, secrets, system, versions};
 
 /// Who is making a request, as established by the auth layer.
 #[derive(Clone, Debug)]
@@ -122,6 +122,41 @@ pub fn router(engine: Engine) -> Router {
         .route("/api/v1/executions/{id}/logs", get(executions::logs))
         .merge(crate::handlers::queues::routes())
         .merge(crate::handlers::triggers::routes())
+        .merge(crate::handlers::policy::routes())
+        .merge(crate::handlers::gateway::routes())
+        .route("/api/v1/users", get(identity::list_users))
+        .route(
+            "/api/v1/users/me",
+            get(identity::me)
+                .put(identity::change_password)
+                .delete(identity::delete_me),
+        )
+        .route(
+            "/api/v1/users/{username}",
+            axum::routing::delete(identity::delete_user),
+        )
+        .route(
+            "/api/v1/projects",
+            get(identity::list_projects).post(identity::create_project),
+        )
+        .route("/api/v1/projects/{project}", get(identity::get_project))
+        .route(
+            "/api/v1/projects/{project}/members/{username}",
+            axum::routing::put(identity::set_member).delete(identity::remove_member),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(identity::list_tokens).post(identity::create_token),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(identity::revoke_token),
+        )
+        // Layers run outside in: the token layer, then tenancy.
+        .route_layer(middleware::from_fn_with_state(
+            engine.clone(),
+            crate::tenancy::enforce,
+        ))
         .route_layer(middleware::from_fn_with_state(
             engine.clone(),
             require_token,
@@ -129,8 +164,16 @@ pub fn router(engine: Engine) -> Router {
     Router::new()
         .route("/api/v1/health", get(system::health))
         .route("/api/v1/openapi.json", get(system::openapi))
+        // Outside the token layer: credentials are the body (or registration is open).
+        .route("/api/v1/users/register", post(identity::register))
+        .route("/api/v1/users/login", post(identity::login))
         // Outside the token layer: a delivery's signature is its credential.
         .route("/hooks/{id}", post(webhooks::deliver))
+        // The HTTP gateway: each route's own auth (none, API key, JWT) decides, not the token.
+        .route_service(
+            "/gw/{*rest}",
+            axum::routing::any(crate::handlers::gateway::serve_prefixed).with_state(engine.clone()),
+        )
         .merge(protected)
         .fallback(system::not_found)
         .method_not_allowed_fallback(system::method_not_allowed)
@@ -139,7 +182,7 @@ pub fn router(engine: Engine) -> Router {
 }
 
 /// The token of an `Authorization: Bearer …` header.
-fn bearer(req: &Request) -> Option<&str> {
+pub(crate) fn bearer(req: &Request) -> Option<&str> {
     req.headers()
         .get(http::header::AUTHORIZATION)?
         .to_str()
@@ -153,9 +196,11 @@ async fn require_token(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    match bearer(&req) {
-        Some(token) if engine.authenticate(token) => {
-            req.extensions_mut().insert(Actor("admin".to_owned()));
+    match bearer(&req).map(|token| engine.principal(token)) {
+        Some(Some(principal)) => {
+            req.extensions_mut()
+                .insert(Actor(principal.name().to_owned()));
+            req.extensions_mut().insert(principal);
             Ok(next.run(req).await)
         }
         Some(_) => Err(ApiError::new(ErrorCode::Unauthorized, "invalid token")),

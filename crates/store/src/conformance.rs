@@ -59,6 +59,90 @@ pub async fn kv(kv: &dyn Kv) {
     kv.create("functions/a", b("again")).await.unwrap();
 }
 
+/// How long a watch may take to report a change here (generous: these checks are about what
+/// is reported; the cluster tests hold the NATS backend to its one-second promise).
+const WATCH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The next event of `watch`, which must come within `deadline`.
+pub async fn next_event_within(
+    watch: &mut crate::KvWatch,
+    deadline: std::time::Duration,
+) -> crate::KvEvent {
+    match tokio::time::timeout(deadline, watch.next()).await {
+        Ok(Some(event)) => event,
+        Ok(None) => panic!("the watch ended"),
+        Err(_) => panic!("no watch event within {deadline:?}"),
+    }
+}
+
+async fn next_event(watch: &mut crate::KvWatch) -> crate::KvEvent {
+    next_event_within(watch, WATCH_DEADLINE).await
+}
+
+/// Watches: changes under the prefix after the watch started, in order, with their values and
+/// revisions; deletions; nothing outside the prefix; dropping one watch leaves others running.
+pub async fn kv_watch(kv: &dyn Kv) {
+    use crate::KvEvent;
+    kv.put("cfg/before", b("0")).await.unwrap();
+    let mut w = kv.watch("cfg/").await.unwrap();
+    let other = kv.watch("cfg/").await.unwrap();
+    drop(other);
+
+    let r1 = kv.create("cfg/a", b("1")).await.unwrap();
+    kv.put("cfgX", b("no")).await.unwrap();
+    kv.put("other/cfg/a", b("no")).await.unwrap();
+    let r2 = kv.update("cfg/a", b("2"), r1).await.unwrap();
+    // A failed compare-and-set changes nothing, so it is not seen.
+    assert!(kv.update("cfg/a", b("x"), r1).await.is_err());
+    kv.delete("cfg/a", None).await.unwrap();
+    let r4 = kv.put("cfg/deep/b", b("b")).await.unwrap();
+
+    assert_eq!(
+        next_event(&mut w).await,
+        KvEvent::Put {
+            key: "cfg/a".into(),
+            entry: crate::Entry {
+                value: b("1"),
+                revision: r1
+            }
+        }
+    );
+    assert_eq!(
+        next_event(&mut w).await,
+        KvEvent::Put {
+            key: "cfg/a".into(),
+            entry: crate::Entry {
+                value: b("2"),
+                revision: r2
+            }
+        }
+    );
+    match next_event(&mut w).await {
+        KvEvent::Delete { key, revision } => {
+            assert_eq!(key, "cfg/a");
+            assert!(revision > r2 && revision < r4, "{revision} in ({r2}, {r4})");
+        }
+        other => panic!("expected the deletion, got {other:?}"),
+    }
+    assert_eq!(
+        next_event(&mut w).await,
+        KvEvent::Put {
+            key: "cfg/deep/b".into(),
+            entry: crate::Entry {
+                value: b("b"),
+                revision: r4
+            }
+        }
+    );
+    // Nothing else was announced.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), w.next())
+            .await
+            .is_err(),
+        "an unexpected event"
+    );
+}
+
 fn record(id: &str, function: &str, created_at: i64) -> ExecutionRecord {
     ExecutionRecord {
         id: id.to_owned(),
@@ -248,6 +332,86 @@ pub async fn queues(q: &dyn crate::WorkQueue) {
     assert_eq!(x.oldest_ready_age_ms, 20);
     assert_eq!(all["p/y"].dead, 1);
     assert!(q.depths("none/", 20).await.unwrap().is_empty());
+}
+
+/// Leases held by someone else: an extended lease keeps a message away from other consumers,
+/// a stale token can neither extend, retry, dead-letter nor ack (and changes nothing), a
+/// removed message cannot be acked, dead letters are listed oldest first and replayed or
+/// purged by id, and an acked id can be queued again.
+pub async fn queue_leases(q: &dyn crate::WorkQueue) {
+    let conflict = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Conflict { .. }));
+    q.enqueue("l", msg("m1", 0)).await.unwrap();
+    let first = q.lease("l", 1, 100, 0).await.unwrap();
+    let t1 = first[0].token.clone();
+    q.extend("l", "m1", &t1, 300).await.unwrap();
+    assert!(q.lease("l", 10, 100, 150).await.unwrap().is_empty());
+    assert_eq!(q.depth("l", 150).await.unwrap().in_flight, 1);
+    let second = q.lease("l", 10, 100, 300).await.unwrap();
+    assert_eq!((second.len(), second[0].attempts), (1, 2));
+    let t2 = second[0].token.clone();
+    assert_ne!(t1, t2);
+    assert!(conflict(q.extend("l", "m1", &t1, 10_000).await));
+    assert!(conflict(q.retry("l", "m1", &t1, 0).await));
+    assert!(conflict(q.dead_letter("l", "m1", &t1, "stale", 301).await));
+    assert!(conflict(q.ack("l", "m1", &t1).await));
+    let d = q.depth("l", 301).await.unwrap();
+    assert_eq!((d.in_flight, d.dead), (1, 0));
+    q.retry("l", "m1", &t2, 1000).await.unwrap();
+    assert_eq!(q.depth("l", 500).await.unwrap().delayed, 1);
+    assert!(q.remove("l", "m1").await.unwrap());
+    assert!(conflict(q.ack("l", "m1", &t2).await));
+    assert_eq!(q.depth("l", 2000).await.unwrap(), Default::default());
+
+    q.enqueue("l", msg("d1", 0)).await.unwrap();
+    q.enqueue("l", msg("d2", 0)).await.unwrap();
+    let both = q.lease("l", 10, 100, 0).await.unwrap();
+    assert_eq!(both.len(), 2);
+    for m in &both {
+        let (at, reason) = if m.id == "d1" { (10, "r1") } else { (20, "r2") };
+        q.dead_letter("l", &m.id, &m.token, reason, at)
+            .await
+            .unwrap();
+    }
+    let oldest = q.dead("l", 1).await.unwrap();
+    assert_eq!(
+        (
+            oldest.len(),
+            oldest[0].id.as_str(),
+            oldest[0].died_at,
+            oldest[0].reason.as_str()
+        ),
+        (1, "d1", 10, "r1")
+    );
+    assert_eq!(oldest[0].queue, "l");
+    assert_eq!(
+        q.replay_dead("l", Some(vec!["d2".into(), "nope".into()]), 50)
+            .await
+            .unwrap(),
+        1
+    );
+    let replayed = q.lease("l", 10, 100, 50).await.unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(
+        (
+            replayed[0].id.as_str(),
+            replayed[0].attempts,
+            replayed[0].enqueued_at
+        ),
+        ("d2", 1, 50)
+    );
+    assert_eq!(
+        q.purge_dead("l", Some(vec!["d1".into()]), None)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(q.dead("l", 10).await.unwrap().is_empty());
+
+    // An acked id is forgotten: queuing it again delivers it again.
+    q.ack("l", "d2", &replayed[0].token).await.unwrap();
+    q.enqueue("l", msg("d2", 60)).await.unwrap();
+    let again = q.lease("l", 10, 100, 60).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
 }
 
 fn finished(

@@ -1,9 +1,10 @@
-//! Storage for holactl: small async traits every backend implements, and the embedded backend
-//! (SQLite in WAL mode plus a content-addressed blob directory) that runs by default.
+//! Storage for holactl: small async traits every backend implements, the embedded backend
+//! (SQLite in WAL mode plus a content-addressed blob directory) that runs by default, and the
+//! NATS JetStream backend for clusters.
 //!
 //! # Layout
 //! - [`Kv`]: metadata key/value with revisions (get, create, put, compare-and-set update,
-//!   delete, prefix list). Functions and tokens live here.
+//!   delete, prefix list, prefix watch). Functions and tokens live here.
 //! - [`ExecutionStore`]: execution records and their captured logs, written in the background
 //!   (group commit) and read back consistently.
 //! - [`BlobStore`]: content-addressed bytes (code packages), addressed by hex sha256.
@@ -11,6 +12,8 @@
 //!   queues, webhook deliveries).
 //! - [`embedded`]: the SQLite backend; one writer thread batches every queued write into one
 //!   transaction, so many small durable writes cost one fsync.
+//! - [`nats`] (feature `nats`, on by default): the cluster backend on NATS JetStream (KV
+//!   buckets, object store, streams); nodes sharing a namespace share everything.
 //! - [`conformance`]: the behaviour every backend must show, as reusable async checks.
 
 use std::sync::Arc;
@@ -22,6 +25,8 @@ use holactl_types::ExecutionRecord;
 
 pub mod conformance;
 pub mod embedded;
+#[cfg(feature = "nats")]
+pub mod nats;
 
 /// Store failures, as kinds every backend maps onto.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,78 @@ pub trait Kv: Send + Sync + 'static {
     async fn delete(&self, key: &str, revision: Option<u64>) -> Result<(), StoreError>;
     /// Every entry whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<(String, Entry)>, StoreError>;
+    /// Changes to keys starting with `prefix` committed after this call returned, from every
+    /// writer of the store (on the NATS backend: every node), oldest first.
+    ///
+    /// A cache follows the store by starting a watch, then listing, then applying events whose
+    /// revision is newer than what it holds. The watch ends ([`KvWatch::next`] answers `None`)
+    /// when it can no longer follow every change (it fell too far behind, or the backend went
+    /// away); the caller then lists again and watches anew.
+    async fn watch(&self, prefix: &str) -> Result<KvWatch, StoreError>;
+}
+
+/// A change seen by a [`Kv::watch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvEvent {
+    /// `key` was created or overwritten with `entry`.
+    Put {
+        /// The key.
+        key: String,
+        /// Its new value and revision.
+        entry: Entry,
+    },
+    /// `key` was deleted.
+    Delete {
+        /// The key.
+        key: String,
+        /// The revision of the deletion (orders it among the key's other changes).
+        revision: u64,
+    },
+}
+
+impl KvEvent {
+    /// The key changed.
+    pub fn key(&self) -> &str {
+        match self {
+            KvEvent::Put { key, .. } | KvEvent::Delete { key, .. } => key,
+        }
+    }
+}
+
+/// How many events a watcher may fall behind before its watch ends.
+pub(crate) const WATCH_BUFFER: usize = 1024;
+
+/// A running [`Kv::watch`]: events arrive in order; dropping it stops the watch.
+pub struct KvWatch {
+    rx: tokio::sync::mpsc::Receiver<KvEvent>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KvWatch {
+    /// A watch fed by `task` through `rx`; the task is stopped when the watch is dropped.
+    pub(crate) fn new(
+        rx: tokio::sync::mpsc::Receiver<KvEvent>,
+        task: tokio::task::JoinHandle<()>,
+    ) -> Self {
+        KvWatch { rx, task }
+    }
+
+    /// The next change, or `None` once the watch has ended (see [`Kv::watch`]).
+    pub async fn next(&mut self) -> Option<KvEvent> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for KvWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl std::fmt::Debug for KvWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvWatch").finish_non_exhaustive()
+    }
 }
 
 /// Which executions to list.
@@ -282,7 +359,7 @@ pub struct Stores {
     pub blobs: Arc<dyn BlobStore>,
     /// Work queues (async invocations, queues, webhooks).
     pub queues: Arc<dyn WorkQueue>,
-    /// Backend name for health output (`embedded`).
+    /// Backend name for health output (`embedded`, `nats`).
     pub backend: &'static str,
 }
 

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// Missing or wrong credentials.
     Unauthorized,
+    /// Valid credentials whose role does not allow the operation.
+    Forbidden,
     /// No function with that name.
     FunctionNotFound,
     /// No execution with that id.
@@ -47,8 +49,9 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::FunctionNotFound,
         ErrorCode::ExecutionNotFound,
         ErrorCode::NotFound,
@@ -72,6 +75,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::FunctionNotFound => "FUNCTION_NOT_FOUND",
             ErrorCode::ExecutionNotFound => "EXECUTION_NOT_FOUND",
             ErrorCode::NotFound => "NOT_FOUND",
@@ -96,6 +100,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::FunctionNotFound
             | ErrorCode::ExecutionNotFound
             | ErrorCode::NotFound

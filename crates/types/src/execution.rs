@@ -74,6 +74,10 @@ pub enum Trigger {
     Queue,
     /// A signed webhook delivery.
     Webhook,
+    /// An HTTP request to a gateway route.
+    Http,
+    /// Another function, through the internal API (`/hola/v1/functions/{name}/invoke`).
+    Function,
 }
 
 /// Why an execution failed, as recorded and returned.

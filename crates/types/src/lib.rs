@@ -18,6 +18,8 @@
 //! - [`schedule`]: cron and rate schedules: requests, records, views, rate parsing.
 //! - [`observability`]: per-function metrics over a window, alerts, platform status.
 //! - [`usage`]: usage metering: per-execution charges, daily aggregates, priced reports.
+//! - [`gateway`]: the HTTP gateway: APIs, routes, authorizers, API keys, stages, CORS.
+//! - [`policy`]: execution policies: what a function may do through the internal API.
 
 pub mod api;
 pub mod audit;
@@ -25,8 +27,11 @@ pub mod concurrency;
 pub mod error;
 pub mod execution;
 pub mod function;
+pub mod gateway;
+pub mod identity;
 pub mod limits;
 pub mod observability;
+pub mod policy;
 pub mod queue;
 pub mod schedule;
 pub mod usage;

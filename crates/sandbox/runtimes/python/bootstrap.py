@@ -54,6 +54,12 @@ class _RuntimeApi:
         self.host_header = address
         self.sock = None
         self.buf = b""
+        # One receive buffer for the life of the runtime: `recv(n)` would allocate n bytes per
+        # call, and above glibc's mmap threshold that is an mmap/munmap pair per read.
+        self.rbuf = bytearray(65536)
+        self.rview = memoryview(self.rbuf)
+        # The `next` request never changes: built once.
+        self.next_request = self._head("GET", _API_PREFIX + "/invocation/next", "", None)
 
     def _addresses(self):
         # A numeric address skips getaddrinfo, whose first call costs ~13 ms (glibc loads its
@@ -91,9 +97,7 @@ class _RuntimeApi:
         self.sock = None
         self.buf = b""
 
-    def call(self, method, path, body=b"", headers=""):
-        """Send one request; return (status, lower-cased headers, body). Retries once on a
-        dropped connection (the server may close an idle keep-alive connection at any time)."""
+    def _head(self, method, path, headers, length):
         head = "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n%s" % (
             method,
             path,
@@ -101,11 +105,24 @@ class _RuntimeApi:
             _UA,
             headers,
         )
-        if method != "GET":
-            head += "Content-Length: %d\r\n" % len(body)
-        head = (head + "\r\n").encode("latin-1")
-        if len(body) <= 65536:
+        if length is not None:
+            head += "Content-Length: %d\r\n" % length
+        return (head + "\r\n").encode("latin-1")
+
+    def next(self):
+        """`GET …/invocation/next`: (status, lower-cased headers, body)."""
+        return self._send(self.next_request, b"")
+
+    def call(self, method, path, body=b"", headers=""):
+        """Send one request; return (status, lower-cased headers, body)."""
+        head = self._head(method, path, headers, None if method == "GET" else len(body))
+        if len(body) <= 65536:  # one send (one segment with TCP_NODELAY) for small bodies
             head, body = head + body, b""
+        return self._send(head, body)
+
+    def _send(self, head, body):
+        # Retries once on a dropped connection (the server may close an idle keep-alive
+        # connection at any time).
         for attempt in (0, 1):
             try:
                 if self.sock is None:
@@ -120,10 +137,10 @@ class _RuntimeApi:
                     raise
 
     def _recv(self):
-        data = self.sock.recv(262144)
-        if not data:
+        n = self.sock.recv_into(self.rbuf)
+        if not n:
             raise ConnectionError("runtime API closed the connection")
-        return data
+        return bytes(self.rview[:n])
 
     def _read_response(self):
         while True:
@@ -139,8 +156,10 @@ class _RuntimeApi:
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 name = name.strip().lower()
-                value = value.strip()
-                headers[name] = headers[name] + ", " + value if name in headers else value
+                if name in headers:
+                    headers[name] += ", " + value.strip()
+                else:
+                    headers[name] = value.strip()
             if status >= 200 or status == 101:
                 break  # 1xx interim answers are skipped
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -374,24 +393,41 @@ def _parse_json_header(value, name):
         )
 
 
+def _context_env():
+    """The context's fields taken from the environment (read per invocation, as on AWS)."""
+    get = os.environ.get
+    return (
+        get("AWS_LAMBDA_LOG_GROUP_NAME"),
+        get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        get("AWS_LAMBDA_FUNCTION_NAME"),
+        get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),  # a str, as on AWS
+        get("AWS_LAMBDA_FUNCTION_VERSION"),
+    )
+
+
 class LambdaContext(object):
-    def __init__(self, invoke_id, client_context, cognito_identity, deadline_ms, invoked_function_arn, tenant_id=None):
-        env = os.environ
+    def __init__(
+        self, invoke_id, client_context, cognito_identity, deadline_ms, invoked_function_arn, tenant_id=None, env=None
+    ):
         self.aws_request_id = invoke_id
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")  # a str, as on AWS
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        (
+            self.log_group_name,
+            self.log_stream_name,
+            self.function_name,
+            self.memory_limit_in_mb,
+            self.function_version,
+        ) = (env or _context_env())
         self.invoked_function_arn = invoked_function_arn
         self.tenant_id = tenant_id
         self.client_context = _obj_from_dict(ClientContext, client_context)
         if self.client_context is not None:
             self.client_context.client = _obj_from_dict(Client, self.client_context.client)
-        self.identity = _obj_from_dict(CognitoIdentity, {})
+        self.identity = identity = CognitoIdentity()
         if isinstance(cognito_identity, dict):
-            self.identity.cognito_identity_id = cognito_identity.get("cognitoIdentityId")
-            self.identity.cognito_identity_pool_id = cognito_identity.get("cognitoIdentityPoolId")
+            identity.cognito_identity_id = cognito_identity.get("cognitoIdentityId")
+            identity.cognito_identity_pool_id = cognito_identity.get("cognitoIdentityPoolId")
+        else:
+            identity.cognito_identity_id = identity.cognito_identity_pool_id = None
         self._epoch_deadline_time_in_ms = deadline_ms
 
     def get_remaining_time_in_millis(self):
@@ -503,7 +539,11 @@ def _get_handler(handler):
 
 
 def _unmarshal(body, content_type):
-    if content_type and content_type.split(";", 1)[0].strip().lower() != "application/json":
+    if (
+        content_type
+        and content_type != "application/json"
+        and content_type.split(";", 1)[0].strip().lower() != "application/json"
+    ):
         return body  # raw bytes, as awslambdaric does for non-JSON payloads
     try:
         return _json_loads(body)
@@ -579,8 +619,11 @@ def _main():
         _init_error(api, _error_from_exception(e))
 
     while True:
+        # Work that does not depend on the event is done before asking for it: once `next`
+        # answers, the clock of the invocation is running.
+        context_env = _context_env()
         try:
-            status, headers, body = api.call("GET", _API_PREFIX + "/invocation/next")
+            status, headers, body = api.next()
         except OSError as e:
             sys.stderr.write("holactl bootstrap: runtime API unreachable: %s\n" % e)
             _flush()
@@ -597,6 +640,11 @@ def _main():
             env["_X_AMZN_TRACE_ID"] = trace_id
         elif "_X_AMZN_TRACE_ID" in env:
             del env["_X_AMZN_TRACE_ID"]
+        # The invocation's scoped token for the platform's internal API (/hola/v1/...): in the
+        # context and, for this invocation only, in $HOLA_TOKEN.
+        hola_token = headers.get("lambda-runtime-hola-token")
+        if hola_token:
+            env["HOLA_TOKEN"] = hola_token
         path = _API_PREFIX + "/invocation/" + _quote(request_id)
 
         error = None
@@ -614,7 +662,9 @@ def _main():
                 deadline_ms,
                 headers.get("lambda-runtime-invoked-function-arn"),
                 headers.get("lambda-runtime-aws-tenant-id"),
+                context_env,
             )
+            context.hola_token = hola_token
             event = _unmarshal(body, headers.get("content-type"))
             result, content_type = _marshal(handler(event, context))
         except _Fault as f:
@@ -622,6 +672,8 @@ def _main():
         except Exception as e:
             error, error_kind = _error_from_exception(e, request_id), "Unhandled"
         body = event = context = None  # let the event be freed while we wait for the next one
+        if hola_token:
+            env.pop("HOLA_TOKEN", None)
 
         if error is None:
             _flush()

@@ -2,6 +2,8 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::Extension;
+use holactl_engine::identity::ResourceKind;
 use holactl_engine::Engine;
 use holactl_types::api::{ExecutionList, ExecutionLogs, StartExecutionRequest};
 use holactl_types::ExecutionRecord;
@@ -53,6 +55,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<ExecutionList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
@@ -63,7 +66,19 @@ pub async fn list(
             format!("must be between 1 and {MAX_LIMIT}"),
         ));
     }
-    let executions = engine.list_executions(q.function, q.before, limit).await?;
+    if let Some(f) = &q.function {
+        if !crate::tenancy::visible(&engine, &principal, ResourceKind::Function, f) {
+            return Err(ResourceKind::Function.not_found(f).into());
+        }
+    }
+    let executions: Vec<_> = engine
+        .list_executions(q.function, q.before, limit)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            crate::tenancy::visible(&engine, &principal, ResourceKind::Function, &e.function)
+        })
+        .collect();
     let next = (executions.len() == limit)
         .then(|| executions.last().map(|e| e.id.clone()))
         .flatten();

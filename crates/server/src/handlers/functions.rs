@@ -55,9 +55,23 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<FunctionList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<FunctionList>, ApiError> {
     Ok(axum::Json(FunctionList {
-        functions: engine.list_functions()?,
+        functions: engine
+            .list_functions()?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Function,
+                    &x.name,
+                )
+            })
+            .collect(),
     }))
 }
 

@@ -26,10 +26,26 @@ pub async fn function_metrics(
     ))
 }
 
-pub async fn alerts(State(engine): State<Engine>) -> Result<axum::Json<AlertList>, ApiError> {
-    Ok(axum::Json(AlertList {
-        alerts: engine.alerts().await?,
-    }))
+pub async fn alerts(
+    State(engine): State<Engine>,
+    axum::Extension(principal): axum::Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<AlertList>, ApiError> {
+    // Account-wide alerts are for administrators; others see their functions' alerts.
+    let alerts = engine
+        .alerts()
+        .await?
+        .into_iter()
+        .filter(|a| match &a.function {
+            Some(f) => crate::tenancy::visible(
+                &engine,
+                &principal,
+                holactl_engine::identity::ResourceKind::Function,
+                f,
+            ),
+            None => principal.is_admin(),
+        })
+        .collect();
+    Ok(axum::Json(AlertList { alerts }))
 }
 
 pub async fn status(State(engine): State<Engine>) -> Result<axum::Json<PlatformStatus>, ApiError> {

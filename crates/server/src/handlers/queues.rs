@@ -39,9 +39,24 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<QueueList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<QueueList>, ApiError> {
     Ok(axum::Json(QueueList {
-        queues: engine.list_queues().await?,
+        queues: engine
+            .list_queues()
+            .await?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Queue,
+                    &x.name,
+                )
+            })
+            .collect(),
     }))
 }
 

@@ -23,9 +23,24 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<ScheduleList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<ScheduleList>, ApiError> {
     Ok(axum::Json(ScheduleList {
-        schedules: engine.list_schedules().await?,
+        schedules: engine
+            .list_schedules()
+            .await?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Schedule,
+                    &x.name,
+                )
+            })
+            .collect(),
     }))
 }
 

@@ -21,9 +21,24 @@ pub async fn set(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<SecretList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<SecretList>, ApiError> {
     Ok(axum::Json(SecretList {
-        secrets: engine.list_secrets().await?,
+        secrets: engine
+            .list_secrets()
+            .await?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Secret,
+                    &x.name,
+                )
+            })
+            .collect(),
     }))
 }
 

@@ -31,9 +31,24 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<TriggerList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<TriggerList>, ApiError> {
     Ok(axum::Json(TriggerList {
-        triggers: engine.list_triggers().await?,
+        triggers: engine
+            .list_triggers()
+            .await?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Trigger,
+                    &x.trigger.id,
+                )
+            })
+            .collect(),
     }))
 }
 

@@ -18,12 +18,20 @@ pub struct UsageQuery {
 
 pub async fn report(
     State(engine): State<Engine>,
+    axum::Extension(principal): axum::Extension<holactl_engine::identity::Principal>,
     query: Result<Query<UsageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<UsageReport>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     Ok(axum::Json(
         engine
-            .usage(q.since.as_deref(), q.function.as_deref())
+            .usage_of(q.since.as_deref(), q.function.as_deref(), |f| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Function,
+                    f,
+                )
+            })
             .await?,
     ))
 }

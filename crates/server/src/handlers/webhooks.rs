@@ -29,9 +29,24 @@ pub async fn create(
     ))
 }
 
-pub async fn list(State(engine): State<Engine>) -> Result<axum::Json<WebhookList>, ApiError> {
+pub async fn list(
+    State(engine): State<Engine>,
+    Extension(principal): Extension<holactl_engine::identity::Principal>,
+) -> Result<axum::Json<WebhookList>, ApiError> {
     Ok(axum::Json(WebhookList {
-        webhooks: engine.list_webhooks().await?,
+        webhooks: engine
+            .list_webhooks()
+            .await?
+            .into_iter()
+            .filter(|x| {
+                crate::tenancy::visible(
+                    &engine,
+                    &principal,
+                    holactl_engine::identity::ResourceKind::Webhook,
+                    &x.name,
+                )
+            })
+            .collect(),
     }))
 }
 

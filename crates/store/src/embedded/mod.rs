@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 pub use blobs::FsBlobStore;
 use writer::{Op, Reply};
 
-use crate::{Entry, ExecutionQuery, ExecutionStore, Kv, StoreError, StoredLog, Stores, UsageQuery};
+use crate::{
+    Entry, ExecutionQuery, ExecutionStore, Kv, KvWatch, StoreError, StoredLog, Stores, UsageQuery,
+};
 use holactl_types::usage::DayUsage;
 
 const SCHEMA: &str = "
@@ -53,6 +55,9 @@ CREATE TABLE IF NOT EXISTS logs (
 pub struct EmbeddedStore {
     writer: mpsc::UnboundedSender<Op>,
     reader: Arc<Mutex<Connection>>,
+    /// Committed key/value changes, for watches. The writer is the only process writing the
+    /// database, so its own commits are every change there is.
+    changes: writer::Changes,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -86,10 +91,12 @@ impl EmbeddedStore {
             .execute_batch(usage::SCHEMA)
             .map_err(StoreError::unavailable)?;
         let read_conn = open_connection(&db)?;
-        let writer = writer::spawn(write_conn)?;
+        let (changes, _) = tokio::sync::broadcast::channel(crate::WATCH_BUFFER);
+        let writer = writer::spawn(write_conn, changes.clone())?;
         let store = Arc::new(EmbeddedStore {
             writer,
             reader: Arc::new(Mutex::new(read_conn)),
+            changes,
         });
         let blobs = Arc::new(FsBlobStore::open(dir.join("blobs"))?);
         Ok(Stores {
@@ -221,6 +228,33 @@ impl Kv for EmbeddedStore {
             rows.collect()
         })
         .await
+    }
+
+    async fn watch(&self, prefix: &str) -> Result<KvWatch, StoreError> {
+        use tokio::sync::broadcast::error::RecvError;
+        // Subscribed before returning, so every commit after this call is seen.
+        let mut changes = self.changes.subscribe();
+        let prefix = prefix.to_owned();
+        let (tx, rx) = mpsc::channel(crate::WATCH_BUFFER);
+        let task = tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(event) if event.key().starts_with(&prefix) => {
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        // A gap would leave the watcher's cache wrong: end the watch instead.
+                        tracing::warn!(missed, %prefix, "key/value watcher fell behind; ending it");
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(KvWatch::new(rx, task))
     }
 }
 
@@ -362,6 +396,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn kv_watch_conformance() {
+        let (_dir, stores) = open();
+        crate::conformance::kv_watch(stores.kv.as_ref()).await;
+    }
+
+    #[tokio::test]
     async fn execution_conformance() {
         let (_dir, stores) = open();
         crate::conformance::executions(stores.executions.as_ref()).await;
@@ -399,6 +439,12 @@ mod tests {
     async fn queue_conformance() {
         let (_dir, stores) = open();
         crate::conformance::queues(stores.queues.as_ref()).await;
+    }
+
+    #[tokio::test]
+    async fn queue_lease_conformance() {
+        let (_dir, stores) = open();
+        crate::conformance::queue_leases(stores.queues.as_ref()).await;
     }
 
     #[tokio::test]

@@ -3,7 +3,10 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{StoreError, StoredLog};
+use crate::{Entry, KvEvent, StoreError, StoredLog};
+
+/// Where committed key/value changes are announced (for [`crate::Kv::watch`]).
+pub(super) type Changes = tokio::sync::broadcast::Sender<KvEvent>;
 
 /// Where a write's result goes: a revision, or unit-like 0 for non-KV writes.
 pub(super) type Reply = oneshot::Sender<Result<u64, StoreError>>;
@@ -64,7 +67,10 @@ type ApplyReply = oneshot::Sender<Result<QueueReply, StoreError>>;
 pub(super) type ApplyFn =
     Box<dyn FnOnce(&Connection) -> rusqlite::Result<Result<QueueReply, StoreError>> + Send>;
 
-pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, StoreError> {
+pub(super) fn spawn(
+    mut conn: Connection,
+    changes: Changes,
+) -> Result<mpsc::UnboundedSender<Op>, StoreError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
     let mut revision: u64 = conn
         .query_row(
@@ -87,7 +93,7 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, S
                         Err(_) => break,
                     }
                 }
-                commit_batch(&mut conn, &mut revision, &mut batch);
+                commit_batch(&mut conn, &mut revision, &mut batch, &changes);
             }
         })
         .map_err(StoreError::unavailable)?;
@@ -95,8 +101,9 @@ pub(super) fn spawn(mut conn: Connection) -> Result<mpsc::UnboundedSender<Op>, S
 }
 
 /// Applies `batch` in one transaction and answers every op once it is committed (or failed).
-fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) {
+fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>, changes: &Changes) {
     let start_revision = *revision;
+    let mut events: Vec<KvEvent> = Vec::new();
     let mut replies: Vec<(Reply, Result<u64, StoreError>)> = Vec::with_capacity(batch.len());
     let mut applied: Vec<(ApplyReply, Result<QueueReply, StoreError>)> = Vec::new();
     let outcome = (|| -> rusqlite::Result<()> {
@@ -110,7 +117,7 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) 
                     sp.commit()?;
                     applied.push((reply, result));
                 }
-                other => apply(&tx, revision, other, &mut replies)?,
+                other => apply(&tx, revision, other, &mut replies, &mut events)?,
             }
         }
         if *revision != start_revision {
@@ -124,6 +131,10 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>) 
     })();
     match outcome {
         Ok(()) => {
+            // Announced only once committed; no receiver is not an error.
+            for event in events {
+                let _ = changes.send(event);
+            }
             for (reply, result) in replies {
                 let _ = reply.send(result);
             }
@@ -152,6 +163,7 @@ fn apply(
     revision: &mut u64,
     op: Op,
     replies: &mut Vec<(Reply, Result<u64, StoreError>)>,
+    events: &mut Vec<KvEvent>,
 ) -> rusqlite::Result<()> {
     match op {
         Op::KvWrite {
@@ -187,6 +199,13 @@ fn apply(
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
                 params![key, value.as_ref(), *revision as i64],
             )?;
+            events.push(KvEvent::Put {
+                key,
+                entry: Entry {
+                    value,
+                    revision: *revision,
+                },
+            });
             replies.push((reply, Ok(*revision)));
         }
         Op::KvDelete {
@@ -210,6 +229,10 @@ fn apply(
                 (Some(_), _) => {
                     tx.execute("DELETE FROM kv WHERE key = ?1", params![key])?;
                     *revision += 1;
+                    events.push(KvEvent::Delete {
+                        key,
+                        revision: *revision,
+                    });
                     Ok(*revision)
                 }
             };

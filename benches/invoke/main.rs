@@ -8,7 +8,13 @@
 //! - warm invoke latency per runtime, next to a bare loopback HTTP round trip to a trivial
 //!   hyper server in this process answering `{}` (same client, same request);
 //! - cold starts per runtime, forced by changing the function's environment (`PATCH`) before
-//!   each sample, next to the bare start of the interpreter itself.
+//!   each sample, next to the bare start of the interpreter itself;
+//! - asynchronous invocations, throughput at concurrency 1, 16 and 64, and the same functions
+//!   at the `process` isolation level;
+//! - memory ([`memory`]): the server's RSS idle and with warm instances, and each warm
+//!   instance's processes next to the bare interpreter idling;
+//! - peers ([`peers`]): the same no-op workload on serverless-offline, lambda-local and
+//!   cargo-lambda, installed on demand under `target/bench-peers/`.
 //!
 //! The Rust runtime is built first with `cargo build --release -p holactl-testfn` (a no-op when
 //! up to date) and taken from the same target directory as the `holactl` binary under test.
@@ -17,24 +23,32 @@
 //! (100) and `HOLA_BENCH_COLD` (30); `HOLA_BENCH_MEMORY_MB` sets the functions' memory size
 //! (the server's default otherwise; the CPU share of an instance follows it) and
 //! `HOLA_BENCH_SETTLE_MS` (100) the pause between stopping the previous instance and a measured
-//! cold start. The server inherits the environment, so e.g. `HOLACTL_ISOLATION=process` selects
-//! its isolation level.
+//! cold start. `HOLA_BENCH_MEMORY=0` skips the memory section, `HOLA_BENCH_PEERS=0` the peers.
+//! The server inherits the environment, so e.g. `HOLACTL_ISOLATION=process` selects its
+//! isolation level.
+//!
+//! # Layout
+//! - `main.rs`: fixtures, the latency, cold-start, throughput and async measurements, the report.
+//! - `server.rs`: the server under test, the no-op runtime build, the loopback baseline.
+//! - `memory.rs`: RSS/PSS of the server and of warm instances (`/proc`, cgroups).
+//! - `peers/`: installing and driving the peer emulators, one file per peer.
+
+mod memory;
+mod peers;
+mod server;
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context};
+use anyhow::{ensure, Context};
 use bytes::Bytes;
 use holactl::client::{Client, Invoked};
 use holactl_types::api::{headers as h, CreateFunctionRequest, UpdateFunctionRequest};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
+
+use server::{build_noop_runtime, start_loopback, start_server};
 
 /// A function under test.
 struct Fixture {
@@ -56,6 +70,21 @@ fn env_count(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(default)
+}
+
+/// A progress line on stderr (the tables go to stdout).
+fn progress(since: Instant, section: &str) {
+    eprintln!("bench: {section} ({:.1} s)", since.elapsed().as_secs_f64());
+}
+
+/// Whether an optional section is on: everything but `0`, `false`, `no` or `off`.
+fn env_enabled(name: &str) -> bool {
+    std::env::var(name).map_or(true, |v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "false" | "no" | "off"
+        )
+    })
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -85,145 +114,6 @@ fn fmt_ms(v: f64) -> String {
     } else {
         format!("{v:.1} ms")
     }
-}
-
-/// The server under test, killed when dropped.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    /// SIGTERM first, so that the server stops its instances and removes their cgroups.
-    fn drop(&mut self) {
-        use nix::sys::signal::{kill, Signal};
-        use nix::unistd::Pid;
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Builds the no-op Rust runtime and returns its path.
-fn build_noop_runtime(holactl: &Path) -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "holactl-testfn"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .context("running cargo build -p holactl-testfn")?;
-    ensure!(status.success(), "cargo build -p holactl-testfn failed");
-    let bin = holactl
-        .parent()
-        .context("holactl binary has no parent dir")?
-        .join("holactl-noop-runtime");
-    ensure!(bin.is_file(), "{} was not built", bin.display());
-    Ok(bin)
-}
-
-async fn start_server(
-    holactl: &Path,
-    data_dir: &Path,
-    extra: &[&str],
-) -> anyhow::Result<(Server, Client)> {
-    let port = free_port()?;
-    let log = data_dir.with_extension("log");
-    let out = std::fs::File::create(&log)?;
-    let child = Command::new(holactl)
-        .args(["lambda", "serve", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(extra)
-        .env("HOLACTL_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()
-        .with_context(|| format!("starting {}", holactl.display()))?;
-    let mut server = Server { child, log };
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let probe = Client::new(&endpoint, None)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if probe.health().await.is_ok() {
-            break;
-        }
-        if let Some(status) = server.child.try_wait()? {
-            bail!("server exited ({status}):\n{}", server.log_tail());
-        }
-        if Instant::now() > deadline {
-            bail!("server not healthy after 30 s:\n{}", server.log_tail());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let token = std::fs::read_to_string(data_dir.join("admin.token"))
-        .context("reading admin.token")?
-        .trim()
-        .to_owned();
-    Ok((server, Client::new(&endpoint, Some(token))?))
-}
-
-/// A trivial hyper server answering `{}` to everything, on its own threads (as a separate
-/// server process would be).
-fn start_loopback() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    std::thread::spawn(move || {
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|req: Request<Incoming>| async {
-                        // Read the request like a real handler would.
-                        let _ = req.into_body().collect().await;
-                        let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
-                        resp.headers_mut().insert(
-                            hyper::header::CONTENT_TYPE,
-                            hyper::header::HeaderValue::from_static("application/json"),
-                        );
-                        Ok::<_, Infallible>(resp)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    Ok(addr)
 }
 
 fn fixtures(noop: &Path) -> anyhow::Result<Vec<Fixture>> {
@@ -470,6 +360,7 @@ async fn run() -> anyhow::Result<()> {
             .with_context(|| format!("deploying {}", fx.name))?;
     }
 
+    progress(total, "warm");
     // Warm: loopback baseline first, then each function (its first invoke is the cold one).
     let loopback = start_loopback()?;
     let baseline = Client::new(&format!("http://{loopback}"), Some("x".to_owned()))?;
@@ -494,6 +385,7 @@ async fn run() -> anyhow::Result<()> {
         });
     }
 
+    progress(total, "cold starts");
     // Cold starts, interleaved with the bare starts they are compared with.
     let mut cold_rows = Vec::new();
     for fx in &fixtures {
@@ -503,23 +395,27 @@ async fn run() -> anyhow::Result<()> {
         cold_rows.push(samples);
     }
 
+    progress(total, "async");
     // Asynchronous invocations of the Rust no-op: accepted → completed throughput and the
     // latency from acceptance (202, event on disk) to hand-off to an instance.
     let async_n = env_count("HOLA_BENCH_ASYNC", 2000);
     let async_report = async_throughput(&client, "bench-rust", async_n).await?;
+    progress(total, "throughput");
     // Throughput at several concurrencies (one keep-alive connection per concurrent caller).
     let tput_secs = env_count("HOLA_BENCH_THROUGHPUT_SECS", 3) as u64;
     let mut tput_rows = Vec::new();
     for fx in fixtures.iter().filter(|f| f.name != "bench-node") {
         for c in [1usize, 16, 64] {
+            let target = Target::Holactl(fx.name.to_owned());
             let (rate, p50, p99) =
-                throughput(&client, fx.name, c, Duration::from_secs(tput_secs)).await?;
+                throughput(&client, &target, c, Duration::from_secs(tput_secs)).await?;
             tput_rows.push((fx.label, c, rate, p50, p99));
         }
     }
 
     drop(server);
 
+    progress(total, "isolation levels");
     // The same functions at the `process` level, in the same run, for what isolation costs.
     let iso_n = env_count("HOLA_BENCH_ISOLATION_COLD", 15);
     let iso_warm = env_count("HOLA_BENCH_ISOLATION_WARM", 500);
@@ -538,6 +434,35 @@ async fn run() -> anyhow::Result<()> {
         }
         drop(pserver);
     }
+
+    // Memory: a fresh server per function, idle and with provisioned warm instances.
+    let memory_on = env_enabled("HOLA_BENCH_MEMORY");
+    let instances = env_count("HOLA_BENCH_MEMORY_INSTANCES", 100);
+    let mut memory_rows = Vec::new();
+    if memory_on {
+        for fx in &fixtures {
+            progress(total, &format!("memory of {}", fx.label));
+            let row = memory::measure(&holactl, &noop, tmp.path(), fx, instances, memory_mb)
+                .await
+                .with_context(|| format!("memory of {}", fx.label));
+            memory_rows.push(row);
+        }
+    }
+
+    progress(total, "peers");
+    // Peers, with nothing of holactl running.
+    let peer_rows = if env_enabled("HOLA_BENCH_PEERS") {
+        let settings = peers::Settings {
+            warmup,
+            warm: warm_n,
+            cold: cold_n,
+            settle,
+            throughput: Duration::from_secs(tput_secs),
+        };
+        Some(peers::run(&holactl, &settings).await)
+    } else {
+        None
+    };
 
     // Report.
     let loop_p50 = pct(&rows[0].latency, 50.0);
@@ -663,15 +588,89 @@ async fn run() -> anyhow::Result<()> {
     println!();
     println!("{async_report}");
     println!();
+    if memory_on {
+        let ok: Vec<memory::MemoryRow> = memory_rows
+            .into_iter()
+            .filter_map(|r| r.map_err(|e| println!("memory: {e:#}\n")).ok())
+            .collect();
+        memory::report(&ok);
+        println!();
+    }
+    if let Some(peer_rows) = peer_rows {
+        let mut refs = BTreeMap::new();
+        for (i, fx) in fixtures.iter().enumerate() {
+            let c16 = tput_rows
+                .iter()
+                .find(|(label, c, ..)| *label == fx.label && *c == 16)
+                .map(|(_, _, rate, _, _)| *rate);
+            refs.insert(
+                fx.label,
+                peers::Reference {
+                    warm_p50: pct(&rows[i + 1].latency, 50.0),
+                    warm_p99: pct(&rows[i + 1].latency, 99.0),
+                    c16,
+                    cold_p50: pct(&cold_rows[i].latency, 50.0),
+                },
+            );
+        }
+        peers::report(&peer_rows, &refs, warm_n);
+        println!();
+    }
     println!("total run time {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
 }
 
-/// `concurrency` callers invoking `name` back to back for `duration`; returns invocations per
-/// second and the latency p50/p99 (ms).
+/// What a load loop calls: a holactl function through the API, or a plain `POST` (a peer's
+/// endpoint) checked for a 2xx answer without `X-Amz-Function-Error`.
+#[derive(Clone)]
+enum Target {
+    Holactl(String),
+    Post { path: String, body: Bytes },
+}
+
+impl Target {
+    async fn call(&self, client: &Client) -> anyhow::Result<()> {
+        match self {
+            Target::Holactl(name) => {
+                let invoked = client
+                    .invoke(name, Bytes::from_static(b"{}"), false)
+                    .await?;
+                ensure!(
+                    invoked.answer.status.is_success() && invoked.error_code().is_none(),
+                    "{name}: {} {}",
+                    invoked.answer.status,
+                    String::from_utf8_lossy(&invoked.answer.body)
+                );
+            }
+            Target::Post { path, body } => {
+                let body = http_body_util::Full::new(body.clone())
+                    .map_err(|never| match never {})
+                    .boxed();
+                let answer = client
+                    .send(
+                        http::Method::POST,
+                        path,
+                        &[],
+                        Some(("application/json", body)),
+                    )
+                    .await?;
+                ensure!(
+                    answer.status.is_success() && answer.header("x-amz-function-error").is_none(),
+                    "POST {path}: {} {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `concurrency` callers calling `target` back to back for `duration`; returns calls per second
+/// and the latency p50/p99 (ms).
 async fn throughput(
     client: &Client,
-    name: &str,
+    target: &Target,
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<(f64, f64, f64)> {
@@ -680,19 +679,12 @@ async fn throughput(
     for _ in 0..concurrency {
         // A client of its own: its own connection pool, so each caller keeps one connection.
         let caller = client.clone_fresh()?;
-        let name = name.to_owned();
+        let target = target.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::new();
             while started.elapsed() < duration {
                 let t = Instant::now();
-                let invoked = caller
-                    .invoke(&name, Bytes::from_static(b"{}"), false)
-                    .await?;
-                ensure!(
-                    invoked.error_code().is_none(),
-                    "{name}: {}",
-                    String::from_utf8_lossy(&invoked.answer.body)
-                );
+                target.call(&caller).await?;
                 samples.push(ms(t.elapsed()));
             }
             Ok::<_, anyhow::Error>(samples)

@@ -1,0 +1,139 @@
+//! Token buckets, in memory: one per route and one per API key, keyed by a string. A request
+//! takes one token from each bucket that applies, or from none.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use holactl_types::gateway::Throttle;
+
+/// One bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// The bucket refilled to `now` under `limit`.
+    fn refilled(self, limit: &Throttle, now: Instant) -> Bucket {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        Bucket {
+            tokens: (self.tokens + elapsed * limit.rate).min(f64::from(limit.burst)),
+            last: now,
+        }
+    }
+}
+
+/// Every bucket of the gateway.
+#[derive(Debug, Default)]
+pub(crate) struct Buckets {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl Buckets {
+    /// Takes one token from each of `limits` (all or none). `Err` carries how long until
+    /// every bucket has a token again (the `Retry-After`).
+    pub fn take(&self, limits: &[(&str, &Throttle)], now: Instant) -> Result<(), Duration> {
+        if limits.is_empty() {
+            return Ok(());
+        }
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let mut wait = Duration::ZERO;
+        let mut next = Vec::with_capacity(limits.len());
+        for (key, limit) in limits {
+            let bucket = buckets
+                .get(*key)
+                .copied()
+                .unwrap_or(Bucket {
+                    tokens: f64::from(limit.burst),
+                    last: now,
+                })
+                .refilled(limit, now);
+            if bucket.tokens < 1.0 {
+                wait = wait.max(Duration::from_secs_f64((1.0 - bucket.tokens) / limit.rate));
+            }
+            next.push(((*key).to_owned(), bucket));
+        }
+        let allowed = wait.is_zero();
+        for (key, mut bucket) in next {
+            if allowed {
+                bucket.tokens -= 1.0;
+            }
+            buckets.insert(key, bucket);
+        }
+        if allowed {
+            Ok(())
+        } else {
+            Err(wait)
+        }
+    }
+
+    /// Forgets the buckets whose key starts with `prefix` (a deleted route or key).
+    pub fn forget(&self, prefix: &str) {
+        if let Ok(mut buckets) = self.buckets.lock() {
+            buckets.retain(|k, _| !k.starts_with(prefix));
+        }
+    }
+}
+
+/// `Retry-After` in whole seconds (at least 1).
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_rate() {
+        let b = Buckets::default();
+        let limit = Throttle {
+            rate: 2.0,
+            burst: 3,
+        };
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(b.take(&[("r", &limit)], t0).is_ok());
+        }
+        let wait = b.take(&[("r", &limit)], t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
+        assert_eq!(retry_after_secs(wait), 1);
+        // Half a second later one token is back, and only one.
+        let t1 = t0 + Duration::from_millis(500);
+        assert!(b.take(&[("r", &limit)], t1).is_ok());
+        assert!(b.take(&[("r", &limit)], t1).is_err());
+        // Never more than the burst, however long it rested.
+        let t2 = t1 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(b.take(&[("r", &limit)], t2).is_ok());
+        }
+        assert!(b.take(&[("r", &limit)], t2).is_err());
+    }
+
+    #[test]
+    fn all_or_nothing_across_buckets() {
+        let b = Buckets::default();
+        let route = Throttle {
+            rate: 1.0,
+            burst: 10,
+        };
+        let key = Throttle {
+            rate: 1.0,
+            burst: 1,
+        };
+        let t0 = Instant::now();
+        assert!(b.take(&[("route", &route), ("key", &key)], t0).is_ok());
+        // The key's bucket is empty: the route's token is not spent either.
+        assert!(b.take(&[("route", &route), ("key", &key)], t0).is_err());
+        for _ in 0..9 {
+            assert!(b.take(&[("route", &route)], t0).is_ok());
+        }
+        assert!(b.take(&[("route", &route)], t0).is_err());
+        b.forget("route");
+        assert!(b.take(&[("route", &route)], t0).is_ok());
+    }
+}

@@ -1,0 +1,468 @@
+//! The conformance suite and the cluster races, against a real `nats-server`.
+//!
+//! One server (JetStream, file storage in a temporary directory) is started per test binary
+//! on a free loopback port; every test opens its own namespace on it, so tests run in
+//! parallel without seeing each other. The server is not optional: without `nats-server`
+//! these tests fail and say how to install it.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{NatsOptions, NatsStore};
+use crate::{conformance, KvEvent, NewMessage, StoreError, Stores};
+
+/// Where Debian's package puts the server; otherwise it must be on `PATH`.
+const DEBIAN_PATH: &str = "/usr/sbin/nats-server";
+
+fn find_server() -> PathBuf {
+    let debian = PathBuf::from(DEBIAN_PATH);
+    if debian.is_file() {
+        return debian;
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("nats-server");
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "nats-server is not installed, and the NATS store tests need a real one: install it \
+         (Debian/Ubuntu: `apt-get install nats-server`; or put the `nats-server` binary on \
+         PATH) and run the tests again"
+    );
+}
+
+/// A running server: the watchdog shell kills it (and removes its storage) when our end of
+/// its stdin closes, i.e. when the test process exits, however it exits.
+struct Server {
+    url: String,
+    _child: Child,
+    _stdin: Mutex<ChildStdin>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn start_server() -> Server {
+    let binary = find_server();
+    let dir = std::env::temp_dir().join(format!(
+        "holactl-nats-test-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("a storage directory");
+    let port = free_port();
+    let script = r#"
+        "$1" -js -a 127.0.0.1 -p "$2" -sd "$3" >"$3.log" 2>&1 &
+        pid=$!
+        read _ignored
+        kill "$pid" 2>/dev/null
+        wait "$pid"
+        rm -rf "$3" "$3.log"
+    "#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .arg(&binary)
+        .arg(port.to_string())
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("starting nats-server through sh");
+    let stdin = child.stdin.take().expect("the watchdog's stdin");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+            panic!(
+                "nats-server ({}) did not listen on {port}: {log}",
+                binary.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        url: format!("nats://127.0.0.1:{port}"),
+        _child: child,
+        _stdin: Mutex::new(stdin),
+    }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(start_server)
+}
+
+/// A namespace no other test uses.
+fn namespace() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A node of a fresh platform on the shared server.
+async fn open() -> (String, Stores) {
+    let ns = namespace();
+    let stores = node(&ns).await;
+    (ns, stores)
+}
+
+/// Another node of the platform `ns` (its own connection).
+async fn node(ns: &str) -> Stores {
+    NatsStore::connect(
+        &server().url,
+        NatsOptions {
+            namespace: ns.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connecting to the test nats-server")
+}
+
+#[tokio::test]
+async fn kv_conformance() {
+    let (_, stores) = open().await;
+    assert_eq!(stores.backend, "nats");
+    conformance::kv(stores.kv.as_ref()).await;
+}
+
+#[tokio::test]
+async fn kv_watch_conformance() {
+    let (_, stores) = open().await;
+    conformance::kv_watch(stores.kv.as_ref()).await;
+}
+
+#[tokio::test]
+async fn execution_conformance() {
+    let (_, stores) = open().await;
+    conformance::executions(stores.executions.as_ref()).await;
+}
+
+#[tokio::test]
+async fn usage_conformance() {
+    let (_, stores) = open().await;
+    conformance::usage(stores.executions.as_ref()).await;
+}
+
+#[tokio::test]
+async fn queue_conformance() {
+    let (_, stores) = open().await;
+    conformance::queues(stores.queues.as_ref()).await;
+}
+
+#[tokio::test]
+async fn queue_lease_conformance() {
+    let (_, stores) = open().await;
+    conformance::queue_leases(stores.queues.as_ref()).await;
+}
+
+#[tokio::test]
+async fn blob_conformance() {
+    let (_, stores) = open().await;
+    conformance::blobs(stores.blobs.as_ref()).await;
+}
+
+#[tokio::test]
+async fn keys_of_any_shape_round_trip_and_audit_lists_with_the_rest() {
+    let (_, stores) = open().await;
+    let kv = stores.kv.as_ref();
+    let keys = [
+        "a//b",
+        "audit/2025-01-01T00:00:00.000Z-1",
+        "audit/2025-01-01T00:00:00.000Z-2",
+        "aliases/f/prod",
+        "versions/f/$LATEST",
+        "x.y z/ü*>",
+    ];
+    for key in keys {
+        kv.put(key, Bytes::from(key.to_owned())).await.unwrap();
+    }
+    let all: Vec<String> = kv
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut sorted = keys.map(str::to_owned).to_vec();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    let a: Vec<String> = kv
+        .list("a")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(a, sorted[..4].to_vec());
+    let audit = kv.list("audit/").await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert_eq!(
+        kv.get("x.y z/ü*>").await.unwrap().unwrap().value,
+        Bytes::from_static("x.y z/ü*>".as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn every_node_sees_the_same_store() {
+    let (ns, a) = open().await;
+    let b = node(&ns).await;
+    let mut watch = b.kv.watch("functions/").await.unwrap();
+    let rev =
+        a.kv.put("functions/f", Bytes::from_static(b"1"))
+            .await
+            .unwrap();
+    // A change on one node reaches another node's watch within a second.
+    match conformance::next_event_within(&mut watch, Duration::from_secs(1)).await {
+        KvEvent::Put { key, entry } => {
+            assert_eq!((key.as_str(), entry.revision), ("functions/f", rev))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        b.kv.get("functions/f").await.unwrap().unwrap().revision,
+        rev
+    );
+    let sha = a.blobs.put(Bytes::from_static(b"code")).await.unwrap();
+    assert!(b.blobs.contains(&sha).await.unwrap());
+
+    // Another platform on the same server sees none of it.
+    let (_, other) = open().await;
+    assert!(other.kv.get("functions/f").await.unwrap().is_none());
+    assert!(!other.blobs.contains(&sha).await.unwrap());
+}
+
+#[tokio::test]
+async fn compare_and_set_races_between_nodes_have_one_winner() {
+    let (ns, a) = open().await;
+    let b = node(&ns).await;
+    let mut revision =
+        a.kv.create("counter", Bytes::from_static(b"0"))
+            .await
+            .unwrap();
+    for round in 0..20 {
+        let value = Bytes::from(round.to_string());
+        let (ra, rb) = tokio::join!(
+            a.kv.update("counter", value.clone(), revision),
+            b.kv.update("counter", value.clone(), revision)
+        );
+        let won: Vec<u64> = [&ra, &rb]
+            .into_iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {ra:?} / {rb:?}");
+        for r in [&ra, &rb] {
+            if let Err(e) = r {
+                assert!(matches!(e, StoreError::Conflict { .. }), "{e:?}");
+            }
+        }
+        revision = won[0];
+    }
+    for round in 0..10 {
+        let key = format!("claims/{round}");
+        let (ra, rb) = tokio::join!(
+            a.kv.create(&key, Bytes::from_static(b"a")),
+            b.kv.create(&key, Bytes::from_static(b"b"))
+        );
+        assert!(ra.is_ok() != rb.is_ok(), "round {round}: {ra:?} / {rb:?}");
+    }
+}
+
+#[tokio::test]
+async fn consumers_on_two_nodes_never_hold_the_same_message() {
+    let (ns, a) = open().await;
+    let b = node(&ns).await;
+    const N: usize = 60;
+    for i in 0..N {
+        a.queues
+            .enqueue(
+                "async/f",
+                NewMessage {
+                    id: format!("m{i:03}"),
+                    payload: Bytes::from(format!("p{i}")),
+                    not_before: 0,
+                    enqueued_at: i as i64,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Both nodes lease at the same instant with a lease that outlives the test: no message
+    // may be handed to both.
+    let drain = |stores: Stores| async move {
+        let mut got = Vec::new();
+        loop {
+            let batch = stores
+                .queues
+                .lease("async/f", 4, 60_000, 1_000)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return got;
+            }
+            got.extend(batch.into_iter().map(|m| (m.id, m.attempts)));
+        }
+    };
+    let (from_a, from_b) = tokio::join!(drain(a.clone()), drain(b.clone()));
+    let ids_a: BTreeSet<_> = from_a.iter().map(|(id, _)| id.clone()).collect();
+    let ids_b: BTreeSet<_> = from_b.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids_a.len(), from_a.len(), "a leased a message twice");
+    assert_eq!(ids_b.len(), from_b.len(), "b leased a message twice");
+    assert!(
+        ids_a.is_disjoint(&ids_b),
+        "both held {:?}",
+        ids_a.intersection(&ids_b).collect::<Vec<_>>()
+    );
+    assert_eq!(ids_a.len() + ids_b.len(), N);
+    assert!(from_a
+        .iter()
+        .chain(&from_b)
+        .all(|(_, attempts)| *attempts == 1));
+    let depth = b.queues.depth("async/f", 1_000).await.unwrap();
+    assert_eq!((depth.ready, depth.in_flight), (0, N as u64));
+    // Once the leases run out, the messages are deliverable again, on any node.
+    assert_eq!(
+        a.queues
+            .lease("async/f", 100, 1_000, 61_000)
+            .await
+            .unwrap()
+            .len(),
+        N
+    );
+}
+
+#[tokio::test]
+async fn big_blobs_and_logs_are_chunked() {
+    let (_, stores) = open().await;
+    // Above the server's 1 MB max payload.
+    let blob: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let sha = stores.blobs.put(Bytes::from(blob.clone())).await.unwrap();
+    assert_eq!(
+        stores.blobs.get(&sha).await.unwrap().unwrap(),
+        Bytes::from(blob)
+    );
+
+    let log: Vec<u8> = (0..(2 * 1024 * 1024 + 17) as u32)
+        .map(|i| (i % 13) as u8 + b'a')
+        .collect();
+    let record: holactl_types::ExecutionRecord = serde_json::from_value(serde_json::json!({
+        "id": "big", "function": "f", "version": "$LATEST", "status": "complete",
+        "trigger": "invoke", "created_at": 1, "cold_start": false, "memory_mb": 128,
+        "attempts": 1, "log_bytes": log.len()
+    }))
+    .unwrap();
+    stores
+        .executions
+        .record(
+            record,
+            Some(crate::StoredLog {
+                data: log.clone(),
+                truncated: false,
+            }),
+        )
+        .await
+        .unwrap();
+    let stored = stores.executions.log("big").await.unwrap().unwrap();
+    assert_eq!(stored.data.len(), log.len());
+    assert!(stored.data == log && !stored.truncated);
+}
+
+#[tokio::test]
+async fn data_outlives_the_connection() {
+    let (ns, a) = open().await;
+    a.kv.put("k", Bytes::from_static(b"v")).await.unwrap();
+    conformance::usage(a.executions.as_ref()).await;
+    let usage = a.executions.usage(Default::default()).await.unwrap();
+    drop(a);
+    let b = node(&ns).await;
+    assert_eq!(
+        b.kv.get("k").await.unwrap().unwrap().value,
+        Bytes::from_static(b"v")
+    );
+    assert_eq!(b.executions.usage(Default::default()).await.unwrap(), usage);
+}
+
+#[tokio::test]
+async fn bad_options_are_refused() {
+    for options in [
+        NatsOptions {
+            namespace: "has.dot".into(),
+            ..Default::default()
+        },
+        NatsOptions {
+            replicas: 0,
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            NatsStore::connect(&server().url, options).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+    let err = NatsStore::connect(
+        &format!("nats://127.0.0.1:{}", free_port()),
+        NatsOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("connecting to NATS"), "{err}");
+}
+
+#[tokio::test]
+async fn buckets_are_created_with_their_replicas_and_retention() {
+    let ns = namespace();
+    let options = NatsOptions {
+        namespace: ns.clone(),
+        execution_ttl: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    NatsStore::connect(&server().url, options.clone())
+        .await
+        .unwrap();
+    // A second node finds them and uses them as they are.
+    NatsStore::connect(&server().url, options).await.unwrap();
+    let client = async_nats::connect(&server().url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let day = 86_400;
+    for (stream, max_age) in [
+        (format!("KV_{ns}_kv"), 0),
+        (format!("KV_{ns}_audit"), 0),
+        (format!("KV_{ns}_queue"), 0),
+        (format!("KV_{ns}_dead"), 14 * day),
+        (format!("KV_{ns}_executions"), 3600),
+        (format!("KV_{ns}_logs"), 3600),
+        (format!("KV_{ns}_charges"), 400 * day),
+        (format!("OBJ_{ns}_blobs"), 0),
+    ] {
+        let mut s = js.get_stream(&stream).await.unwrap();
+        let info = s.info().await.unwrap();
+        assert_eq!(
+            info.config.num_replicas,
+            super::DEFAULT_REPLICAS,
+            "{stream}"
+        );
+        assert_eq!(
+            info.config.max_age,
+            Duration::from_secs(max_age),
+            "{stream}"
+        );
+    }
+}
