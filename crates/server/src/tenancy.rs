@@ -38,6 +38,20 @@ pub fn visible(engine: &Engine, principal: &Principal, kind: ResourceKind, name:
     principal.is_admin() || principal.role_in(&engine.owner(kind, name)).is_some()
 }
 
+/// The items of a list `principal` may see.
+pub fn only_visible<T>(
+    engine: &Engine,
+    principal: &Principal,
+    kind: ResourceKind,
+    items: Vec<T>,
+    name: impl Fn(&T) -> &String,
+) -> Vec<T> {
+    items
+        .into_iter()
+        .filter(|item| visible(engine, principal, kind, name(item)))
+        .collect()
+}
+
 /// What a route is about.
 #[derive(Debug, PartialEq, Eq)]
 enum Rule {

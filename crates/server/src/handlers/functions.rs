@@ -60,18 +60,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<FunctionList>, ApiError> {
     Ok(axum::Json(FunctionList {
-        functions: engine
-            .list_functions()?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Function,
-                    &x.name,
-                )
-            })
-            .collect(),
+        functions: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Function,
+            engine.list_functions()?,
+            |x| &x.name,
+        ),
     }))
 }
 

@@ -77,19 +77,13 @@ async fn list_apis(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Res<ApiList> {
     Ok(axum::Json(ApiList {
-        apis: engine
-            .list_apis()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Api,
-                    &x.name,
-                )
-            })
-            .collect(),
+        apis: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Api,
+            engine.list_apis().await?,
+            |x| &x.name,
+        ),
     }))
 }
 

@@ -44,19 +44,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<QueueList>, ApiError> {
     Ok(axum::Json(QueueList {
-        queues: engine
-            .list_queues()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Queue,
-                    &x.name,
-                )
-            })
-            .collect(),
+        queues: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Queue,
+            engine.list_queues().await?,
+            |x| &x.name,
+        ),
     }))
 }
 

@@ -28,19 +28,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<ScheduleList>, ApiError> {
     Ok(axum::Json(ScheduleList {
-        schedules: engine
-            .list_schedules()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Schedule,
-                    &x.name,
-                )
-            })
-            .collect(),
+        schedules: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Schedule,
+            engine.list_schedules().await?,
+            |x| &x.name,
+        ),
     }))
 }
 

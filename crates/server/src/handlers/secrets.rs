@@ -26,19 +26,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<SecretList>, ApiError> {
     Ok(axum::Json(SecretList {
-        secrets: engine
-            .list_secrets()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Secret,
-                    &x.name,
-                )
-            })
-            .collect(),
+        secrets: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Secret,
+            engine.list_secrets().await?,
+            |x| &x.name,
+        ),
     }))
 }
 

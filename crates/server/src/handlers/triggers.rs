@@ -36,19 +36,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<TriggerList>, ApiError> {
     Ok(axum::Json(TriggerList {
-        triggers: engine
-            .list_triggers()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Trigger,
-                    &x.trigger.id,
-                )
-            })
-            .collect(),
+        triggers: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Trigger,
+            engine.list_triggers().await?,
+            |x| &x.trigger.id,
+        ),
     }))
 }
 

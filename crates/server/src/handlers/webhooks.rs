@@ -34,19 +34,13 @@ pub async fn list(
     Extension(principal): Extension<holactl_engine::identity::Principal>,
 ) -> Result<axum::Json<WebhookList>, ApiError> {
     Ok(axum::Json(WebhookList {
-        webhooks: engine
-            .list_webhooks()
-            .await?
-            .into_iter()
-            .filter(|x| {
-                crate::tenancy::visible(
-                    &engine,
-                    &principal,
-                    holactl_engine::identity::ResourceKind::Webhook,
-                    &x.name,
-                )
-            })
-            .collect(),
+        webhooks: crate::tenancy::only_visible(
+            &engine,
+            &principal,
+            holactl_engine::identity::ResourceKind::Webhook,
+            engine.list_webhooks().await?,
+            |x| &x.name,
+        ),
     }))
 }
 
