@@ -184,6 +184,15 @@ async fn tenants_see_and_touch_only_their_projects() {
         )
         .await;
     assert_eq!(invoked.status.as_u16(), 200, "{:?}", invoked.body);
+    // An event is data: keys like `function` or `secrets` in it name nothing.
+    let event = ana
+        .call(
+            Method::POST,
+            "/api/v1/functions/webfn/invoke",
+            Some(json!({"function": "opsfn", "queue": "nope", "secrets": {"A": "x"}})),
+        )
+        .await;
+    assert_eq!(event.status.as_u16(), 200, "{:?}", event.body);
     let execution = invoked
         .header("x-hola-execution-id")
         .expect("execution id")

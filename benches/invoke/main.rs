@@ -33,6 +33,7 @@
 //! - `memory.rs`: RSS/PSS of the server and of warm instances (`/proc`, cgroups).
 //! - `peers/`: installing and driving the peer emulators, one file per peer.
 
+mod direct;
 mod memory;
 mod peers;
 mod server;
@@ -385,6 +386,8 @@ async fn run() -> anyhow::Result<()> {
         });
     }
 
+    let direct = direct::measure().context("direct handler calls")?;
+
     progress(total, "cold starts");
     // Cold starts, interleaved with the bare starts they are compared with.
     let mut cold_rows = Vec::new();
@@ -507,6 +510,32 @@ async fn run() -> anyhow::Result<()> {
             row.label,
             fmt_ms(p50),
             fmt_ms(pct(&row.latency, 99.0)),
+        );
+    }
+    println!();
+    println!("### Baseline: direct handler call");
+    println!();
+    println!(
+        "The same no-op handler called in-process by its own interpreter ({} batches of {} \
+         calls, median batch): the floor under each warm invoke above.",
+        direct::BATCHES,
+        direct::CALLS
+    );
+    println!();
+    println!("| handler | per call | warm invoke p50 above | warm invoke ÷ direct call |");
+    println!("|---|---|---|---|");
+    for d in &direct {
+        let warm = rows
+            .iter()
+            .find(|r| r.label == d.label)
+            .map(|r| pct(&r.latency, 50.0))
+            .unwrap_or(f64::NAN);
+        println!(
+            "| {} | {:.3} µs | {} | {:.0}× |",
+            d.label,
+            d.ns_per_call / 1000.0,
+            fmt_ms(warm),
+            warm * 1e6 / d.ns_per_call
         );
     }
     println!();

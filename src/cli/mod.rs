@@ -53,6 +53,8 @@ pub struct Cli {
 }
 
 /// Top-level commands.
+// Parsed once per process; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
     /// Serverless functions: serve the platform, deploy, invoke, inspect.
