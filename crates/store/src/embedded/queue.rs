@@ -44,14 +44,13 @@ fn lost(queue: &str, id: &str) -> StoreError {
 }
 
 fn holds_lease(c: &Connection, queue: &str, id: &str, token: &str) -> rusqlite::Result<bool> {
-    Ok(c.query_row(
-        "SELECT lease_token FROM messages WHERE queue = ?1 AND id = ?2",
-        params![queue, id],
-        |r| r.get::<_, Option<String>>(0),
+    Ok(
+        c.prepare_cached("SELECT lease_token FROM messages WHERE queue = ?1 AND id = ?2")?
+            .query_row(params![queue, id], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten()
+            .is_some_and(|t| t == token),
     )
-    .optional()?
-    .flatten()
-    .is_some_and(|t| t == token))
 }
 
 impl EmbeddedStore {
@@ -100,17 +99,17 @@ impl WorkQueue for EmbeddedStore {
     async fn enqueue(&self, queue: &str, msg: NewMessage) -> Result<(), StoreError> {
         let queue = queue.to_owned();
         self.apply(Box::new(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO messages (queue, id, payload, enqueued_at, visible_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(queue, id) DO NOTHING",
-                params![
-                    queue,
-                    msg.id,
-                    msg.payload.as_ref(),
-                    msg.enqueued_at,
-                    msg.not_before
-                ],
-            )?;
+            )?
+            .execute(params![
+                queue,
+                msg.id,
+                msg.payload.as_ref(),
+                msg.enqueued_at,
+                msg.not_before
+            ])?;
             Ok(Ok(QueueReply::Unit))
         }))
         .await
@@ -144,11 +143,11 @@ impl WorkQueue for EmbeddedStore {
                 let mut out = Vec::with_capacity(rows.len());
                 for (id, payload, attempts, enqueued_at) in rows {
                     let token = uuid::Uuid::new_v4().simple().to_string();
-                    c.execute(
+                    c.prepare_cached(
                         "UPDATE messages SET visible_at = ?3, attempts = attempts + 1,
                          leased = 1, lease_token = ?4 WHERE queue = ?1 AND id = ?2",
-                        params![queue, id, now + lease_ms, token],
-                    )?;
+                    )?
+                    .execute(params![queue, id, now + lease_ms, token])?;
                     out.push(Leased {
                         id,
                         payload: Bytes::from(payload),
@@ -174,22 +173,18 @@ impl WorkQueue for EmbeddedStore {
         until: i64,
     ) -> Result<(), StoreError> {
         self.with_lease(queue, id, token, move |c, queue, id| {
-            c.execute(
-                "UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND id = ?2",
-                params![queue, id, until],
-            )
-            .map(|_| ())
+            c.prepare_cached("UPDATE messages SET visible_at = ?3 WHERE queue = ?1 AND id = ?2")?
+                .execute(params![queue, id, until])
+                .map(|_| ())
         })
         .await
     }
 
     async fn ack(&self, queue: &str, id: &str, token: &str) -> Result<(), StoreError> {
         self.with_lease(queue, id, token, |c, queue, id| {
-            c.execute(
-                "DELETE FROM messages WHERE queue = ?1 AND id = ?2",
-                params![queue, id],
-            )
-            .map(|_| ())
+            c.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?
+                .execute(params![queue, id])
+                .map(|_| ())
         })
         .await
     }
@@ -202,11 +197,11 @@ impl WorkQueue for EmbeddedStore {
         not_before: i64,
     ) -> Result<(), StoreError> {
         self.with_lease(queue, id, token, move |c, queue, id| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE messages SET visible_at = ?3, leased = 0, lease_token = NULL
                  WHERE queue = ?1 AND id = ?2",
-                params![queue, id, not_before],
-            )
+            )?
+            .execute(params![queue, id, not_before])
             .map(|_| ())
         })
         .await
@@ -222,18 +217,16 @@ impl WorkQueue for EmbeddedStore {
     ) -> Result<(), StoreError> {
         let reason = reason.to_owned();
         self.with_lease(queue, id, token, move |c, queue, id| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT OR REPLACE INTO dead_messages
                  (queue, id, payload, attempts, enqueued_at, died_at, reason)
                  SELECT queue, id, payload, attempts, enqueued_at, ?3, ?4 FROM messages
                  WHERE queue = ?1 AND id = ?2",
-                params![queue, id, now, reason],
-            )?;
-            c.execute(
-                "DELETE FROM messages WHERE queue = ?1 AND id = ?2",
-                params![queue, id],
-            )
-            .map(|_| ())
+            )?
+            .execute(params![queue, id, now, reason])?;
+            c.prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?
+                .execute(params![queue, id])
+                .map(|_| ())
         })
         .await
     }
@@ -242,10 +235,9 @@ impl WorkQueue for EmbeddedStore {
         let (queue, id) = (queue.to_owned(), id.to_owned());
         let n = self
             .apply(Box::new(move |c| {
-                let n = c.execute(
-                    "DELETE FROM messages WHERE queue = ?1 AND id = ?2",
-                    params![queue, id],
-                )?;
+                let n = c
+                    .prepare_cached("DELETE FROM messages WHERE queue = ?1 AND id = ?2")?
+                    .execute(params![queue, id])?;
                 Ok(Ok(QueueReply::Count(n as u64)))
             }))
             .await?;
@@ -256,21 +248,21 @@ impl WorkQueue for EmbeddedStore {
         self.barrier().await?;
         let queue = queue.to_owned();
         self.read(move |c| {
-            let (ready, oldest, delayed, in_flight): (i64, Option<i64>, i64, i64) = c.query_row(
-                "SELECT
+            let (ready, oldest, delayed, in_flight): (i64, Option<i64>, i64, i64) = c
+                .prepare_cached(
+                    "SELECT
                    COALESCE(SUM(visible_at <= ?2), 0),
                    MIN(CASE WHEN visible_at <= ?2 THEN enqueued_at END),
                    COALESCE(SUM(visible_at > ?2 AND leased = 0), 0),
                    COALESCE(SUM(visible_at > ?2 AND leased = 1), 0)
                  FROM messages WHERE queue = ?1",
-                params![queue, now],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
-            let dead: i64 = c.query_row(
-                "SELECT COUNT(*) FROM dead_messages WHERE queue = ?1",
-                params![queue],
-                |r| r.get(0),
-            )?;
+                )?
+                .query_row(params![queue, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?;
+            let dead: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM dead_messages WHERE queue = ?1")?
+                .query_row(params![queue], |r| r.get(0))?;
             Ok(QueueDepth {
                 ready: ready as u64,
                 delayed: delayed as u64,
@@ -385,14 +377,12 @@ impl WorkQueue for EmbeddedStore {
                 let mut moved = 0u64;
                 for id in ids {
                     // A replay is a fresh chain of attempts: attempts start again at zero.
-                    let n = c.execute(
-                        "INSERT OR IGNORE INTO messages (queue, id, payload, enqueued_at, visible_at)
+                    let n = c.prepare_cached("INSERT OR IGNORE INTO messages (queue, id, payload, enqueued_at, visible_at)
                          SELECT queue, id, payload, ?3, ?3 FROM dead_messages
-                         WHERE queue = ?1 AND id = ?2",
+                         WHERE queue = ?1 AND id = ?2")?.execute(
                         params![queue, id, now],
                     )?;
-                    c.execute(
-                        "DELETE FROM dead_messages WHERE queue = ?1 AND id = ?2",
+                    c.prepare_cached("DELETE FROM dead_messages WHERE queue = ?1 AND id = ?2")?.execute(
                         params![queue, id],
                     )?;
                     moved += n as u64;
@@ -416,20 +406,22 @@ impl WorkQueue for EmbeddedStore {
                     (Some(ids), _) => {
                         let mut total = 0;
                         for id in ids {
-                            total += c.execute(
-                                "DELETE FROM dead_messages WHERE queue = ?1 AND id = ?2",
-                                params![queue, id],
-                            )?;
+                            total += c
+                                .prepare_cached(
+                                    "DELETE FROM dead_messages WHERE queue = ?1 AND id = ?2",
+                                )?
+                                .execute(params![queue, id])?;
                         }
                         total
                     }
-                    (None, Some(before)) => c.execute(
-                        "DELETE FROM dead_messages WHERE queue = ?1 AND died_at < ?2",
-                        params![queue, before],
-                    )?,
-                    (None, None) => {
-                        c.execute("DELETE FROM dead_messages WHERE queue = ?1", params![queue])?
-                    }
+                    (None, Some(before)) => c
+                        .prepare_cached(
+                            "DELETE FROM dead_messages WHERE queue = ?1 AND died_at < ?2",
+                        )?
+                        .execute(params![queue, before])?,
+                    (None, None) => c
+                        .prepare_cached("DELETE FROM dead_messages WHERE queue = ?1")?
+                        .execute(params![queue])?,
                 };
                 Ok(Ok(QueueReply::Count(n as u64)))
             }))

@@ -30,18 +30,18 @@ CREATE TABLE IF NOT EXISTS usage_counted (
 ";
 
 fn add(conn: &Connection, c: &Charge, sign: i64) -> rusqlite::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO usage (function, day, requests, billed_ms, mb_ms) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(function, day) DO UPDATE SET requests = requests + excluded.requests,
          billed_ms = billed_ms + excluded.billed_ms, mb_ms = mb_ms + excluded.mb_ms",
-        params![
-            c.function,
-            c.day,
-            sign,
-            sign * c.billed_ms as i64,
-            sign * c.mb_ms as i64
-        ],
-    )?;
+    )?
+    .execute(params![
+        c.function,
+        c.day,
+        sign,
+        sign * c.billed_ms as i64,
+        sign * c.mb_ms as i64
+    ])?;
     Ok(())
 }
 
@@ -74,25 +74,23 @@ pub(super) fn account(
     match charge {
         Some(new) => {
             add(conn, new, 1)?;
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT INTO usage_counted (execution_id, function, day, billed_ms, mb_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(execution_id) DO UPDATE SET function = excluded.function,
                  day = excluded.day, billed_ms = excluded.billed_ms, mb_ms = excluded.mb_ms",
-                params![
-                    id,
-                    new.function,
-                    new.day,
-                    new.billed_ms as i64,
-                    new.mb_ms as i64
-                ],
-            )?;
+            )?
+            .execute(params![
+                id,
+                new.function,
+                new.day,
+                new.billed_ms as i64,
+                new.mb_ms as i64
+            ])?;
         }
         None => {
-            conn.execute(
-                "DELETE FROM usage_counted WHERE execution_id = ?1",
-                params![id],
-            )?;
+            conn.prepare_cached("DELETE FROM usage_counted WHERE execution_id = ?1")?
+                .execute(params![id])?;
         }
     }
     Ok(())

@@ -121,11 +121,11 @@ fn commit_batch(conn: &mut Connection, revision: &mut u64, batch: &mut Vec<Op>, 
             }
         }
         if *revision != start_revision {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO meta (name, value) VALUES ('revision', ?1)
                  ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                params![*revision as i64],
-            )?;
+            )?
+            .execute(params![*revision as i64])?;
         }
         tx.commit()
     })();
@@ -194,9 +194,8 @@ fn apply(
                 return Ok(());
             }
             *revision += 1;
-            tx.execute(
-                "INSERT INTO kv (key, value, revision) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision",
+            tx.prepare_cached("INSERT INTO kv (key, value, revision) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, revision = excluded.revision")?.execute(
                 params![key, value.as_ref(), *revision as i64],
             )?;
             events.push(KvEvent::Put {
@@ -227,7 +226,8 @@ fn apply(
                     reason: format!("revision is {have}, expected {want}"),
                 }),
                 (Some(_), _) => {
-                    tx.execute("DELETE FROM kv WHERE key = ?1", params![key])?;
+                    tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+                        .execute(params![key])?;
                     *revision += 1;
                     events.push(KvEvent::Delete {
                         key,
@@ -248,18 +248,18 @@ fn apply(
             reply,
         } => {
             super::usage::account(tx, &id, charge.as_ref())?;
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO executions (id, function, created_at, body) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                params![id, function, created_at, body],
-            )?;
+            )?
+            .execute(params![id, function, created_at, body])?;
             if let Some(log) = log {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO logs (execution_id, data, truncated) VALUES (?1, ?2, ?3)
                      ON CONFLICT(execution_id) DO UPDATE SET data = excluded.data,
                      truncated = excluded.truncated",
-                    params![id, log.data, log.truncated as i64],
-                )?;
+                )?
+                .execute(params![id, log.data, log.truncated as i64])?;
             }
             if let Some(reply) = reply {
                 replies.push((reply, Ok(0)));
