@@ -9,6 +9,7 @@ mod auth;
 mod autoscale;
 mod awslambdaric;
 mod bad_input;
+mod cluster;
 mod concurrency;
 mod crash;
 mod errors;

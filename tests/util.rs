@@ -37,9 +37,17 @@ pub struct ServerBuilder {
     log_format: Option<&'static str>,
     env: Vec<(&'static str, String)>,
     extra_args: Vec<String>,
+    token: Option<String>,
 }
 
 impl ServerBuilder {
+    /// Uses this admin token instead of reading `<data-dir>/admin.token`: a cluster node that
+    /// did not create the cluster's token has no such file.
+    pub fn token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_owned());
+        self
+    }
+
     /// `--idle-ttl SECONDS`.
     pub fn idle_ttl(mut self, seconds: u64) -> Self {
         self.idle_ttl = Some(seconds);
@@ -130,6 +138,12 @@ impl ServerBuilder {
             cmd.args(["--log-format", format]);
         }
         cmd.args(&self.extra_args);
+        // Kept to start the same server again after a kill (`kill` / `start_again`).
+        let argv: Vec<std::ffi::OsString> = cmd.get_args().map(ToOwned::to_owned).collect();
+        let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
         let child = cmd.spawn().expect("starting holactl lambda serve");
         let mut server = Server {
             child: Some(child),
@@ -142,6 +156,9 @@ impl ServerBuilder {
             stdout_path,
             stderr_path,
             counter: std::sync::atomic::AtomicUsize::new(0),
+            given_token: self.token,
+            argv,
+            envs,
             root,
         };
         server.wait_ready().await;
@@ -161,6 +178,11 @@ pub struct Server {
     stdout_path: PathBuf,
     stderr_path: PathBuf,
     counter: std::sync::atomic::AtomicUsize,
+    /// The admin token given to the builder, if any (else read from the data dir).
+    given_token: Option<String>,
+    /// The command line and environment it was started with.
+    argv: Vec<std::ffi::OsString>,
+    envs: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     // Last: removed after the server is gone.
     root: tempfile::TempDir,
 }
@@ -211,10 +233,13 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        self.token = std::fs::read_to_string(self.data_dir.join("admin.token"))
-            .expect("reading <data-dir>/admin.token")
-            .trim()
-            .to_owned();
+        self.token = match &self.given_token {
+            Some(token) => token.clone(),
+            None => std::fs::read_to_string(self.data_dir.join("admin.token"))
+                .expect("reading <data-dir>/admin.token")
+                .trim()
+                .to_owned(),
+        };
         assert!(!self.token.is_empty(), "the admin token file is empty");
         self.client = Some(Client::new(&self.endpoint, Some(self.token.clone())).expect("client"));
     }
@@ -807,6 +832,37 @@ impl Server {
             .write_all(input)
             .expect("writing stdin");
         child.wait_with_output().expect("waiting for holactl")
+    }
+
+    /// Kills the server with SIGKILL (no graceful shutdown) and leaves it down.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a killed server again with the same command line, environment and data dir;
+    /// the endpoint may change (unless `--listen` named a port).
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.argv)
+            .current_dir(self.root.path())
+            .env_clear()
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&self.stdout_path).expect("creating serve.stdout"))
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&self.stderr_path)
+                    .expect("opening serve.stderr"),
+            );
+        self.child = Some(cmd.spawn().expect("restarting holactl lambda serve"));
+        self.endpoint.clear();
+        self.client = None;
+        self.wait_ready().await;
     }
 
     /// Kills the server with SIGKILL (no graceful shutdown), then starts it again on the same

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use holactl_engine::config::StoreChoice;
 use holactl_engine::{autoscaler, Engine, EngineConfig};
 use holactl_sandbox::IsolationLevel;
 
@@ -84,6 +85,27 @@ pub struct ServeArgs {
     /// function's timeout (covers the cold start before the handler's clock starts).
     #[arg(long, env = "HOLACTL_TOKEN_GRACE", default_value = "60s", value_parser = parse_duration)]
     pub token_grace: Duration,
+    /// Cluster mode: share metadata, code, queues and executions with every node using the
+    /// same NATS JetStream server or cluster (`nats://HOST:PORT`, several comma-separated)
+    /// instead of the embedded store. Every node needs the same master key
+    /// (HOLACTL_MASTER_KEY).
+    #[arg(long, env = "HOLACTL_NATS_URL")]
+    pub nats: Option<String>,
+    /// Cluster mode: prefix of the JetStream buckets; nodes of one platform share it.
+    #[arg(long, env = "HOLACTL_NATS_NAMESPACE", default_value = holactl_store::nats::DEFAULT_NAMESPACE)]
+    pub nats_namespace: String,
+    /// Cluster mode: replicas of each JetStream bucket when it is created (1 for a single
+    /// NATS server, 3 for a production NATS cluster).
+    #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
+    pub nats_replicas: usize,
+    /// Cluster mode: the address other nodes and operators see for this node
+    /// (`http://HOST:PORT`; default: the address --listen bound).
+    #[arg(long, env = "HOLACTL_ADVERTISE_ADDRESS")]
+    pub advertise_address: Option<String>,
+    /// Lease time of an async delivery beyond its function's timeout: after a node dies, its
+    /// deliveries go to another node once this has passed (tests shorten it).
+    #[arg(long, env = "HOLACTL_ASYNC_LEASE_MARGIN", default_value = "30s", value_parser = parse_duration, hide = true)]
+    pub async_lease_margin: Duration,
 }
 
 /// `250ms`, `30s`, `2m`, `1h`, or a bare number of seconds.
@@ -186,9 +208,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    config.lease_margin = args.async_lease_margin;
+    if let Some(url) = &args.nats {
+        config.store = StoreChoice::Nats {
+            url: url.clone(),
+            options: holactl_store::nats::NatsOptions {
+                namespace: args.nats_namespace.clone(),
+                replicas: args.nats_replicas,
+                ..Default::default()
+            },
+        };
+        config.node_address = Some(
+            args.advertise_address
+                .clone()
+                .unwrap_or_else(|| format!("http://{local}")),
+        );
+    }
     let engine = Engine::open(config)
         .await
-        .with_context(|| format!("cannot open data dir {}", data_dir.display()))?;
+        .with_context(|| match &args.nats {
+            Some(url) => format!(
+                "cannot join the cluster at {url} (namespace {}) with data dir {}",
+                args.nats_namespace,
+                data_dir.display()
+            ),
+            None => format!("cannot open data dir {}", data_dir.display()),
+        })?;
 
     let health = engine.health();
     println!(
@@ -196,7 +241,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         env!("CARGO_PKG_VERSION")
     );
     println!("  data dir:    {}", data_dir.display());
-    println!("  store:       {}", health.store);
+    match (&args.nats, engine.node_id()) {
+        (Some(url), Some(node)) => println!(
+            "  store:       {} ({url}, namespace {}, node {node})",
+            health.store, args.nats_namespace
+        ),
+        _ => println!("  store:       {}", health.store),
+    }
     println!("  isolation:   {}", health.isolation);
     let runtimes: Vec<String> = health
         .runtimes
@@ -207,10 +258,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         })
         .collect();
     println!("  runtimes:    {}", runtimes.join(", "));
-    println!(
-        "  admin token: {}",
-        data_dir.join(holactl_engine::auth::TOKEN_FILE).display()
-    );
+    let local_token = data_dir.join(holactl_engine::auth::TOKEN_FILE);
+    match engine.admin_token_origin() {
+        _ if local_token.is_file() => println!("  admin token: {}", local_token.display()),
+        // Cluster mode: only the node that created the token has the file.
+        Some(origin) => println!(
+            "  admin token: {} on node {}{} (created there; this node has no copy)",
+            origin.path,
+            origin.node,
+            origin
+                .address
+                .as_deref()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        ),
+        None => println!("  admin token: on the node that first joined the cluster"),
+    }
     for warning in engine.warnings() {
         println!("  WARNING: {warning}");
         tracing::warn!("{warning}");
@@ -258,6 +321,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         let _ = task.await;
     }
     engine.shutdown();
+    // After the heartbeat task is stopped, so no heartbeat follows the removal.
+    engine.leave_cluster().await;
     Ok(Outcome::Success)
 }
 

@@ -1,5 +1,5 @@
 //! `holactl lambda status`: async workers, instances, prepared sandboxes, queue depths,
-//! concurrency, isolation and firing alerts.
+//! concurrency, isolation, firing alerts and, in cluster mode, the nodes and their load.
 
 use super::{output, GlobalOpts, Outcome, OutputFormat};
 
@@ -12,6 +12,15 @@ pub async fn run(g: &GlobalOpts) -> anyhow::Result<Outcome> {
     }
     let count = |state: &str| s.instances.get(state).copied().unwrap_or(0);
     println!("Isolation:          {}", s.isolation);
+    if let Some(c) = &s.cluster {
+        println!(
+            "Cluster:            {} of {} nodes live (namespace {}, answered by {})",
+            c.live,
+            c.nodes.len(),
+            c.namespace,
+            c.node
+        );
+    }
     let a = &s.async_workers.autoscaler;
     println!(
         "Async workers:      {} busy of {} (autoscaler: {}–{} per function, up above {} and down below {} events per worker, every {} ms, cooldown {} ms)",
@@ -70,6 +79,41 @@ pub async fn run(g: &GlobalOpts) -> anyhow::Result<Outcome> {
             })
             .collect();
         output::table(&["FUNCTION", "WORKERS", "BUSY", "BACKLOG"], &rows)?;
+        println!();
+    }
+    if let Some(c) = &s.cluster {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let rows: Vec<Vec<String>> = c
+            .nodes
+            .iter()
+            .map(|n| {
+                let count = |state: &str| n.instances.get(state).copied().unwrap_or(0);
+                vec![
+                    n.id.clone(),
+                    n.address.clone(),
+                    if n.live { "live" } else { "down" }.to_owned(),
+                    format!("{:.1}s ago", (now - n.last_seen).max(0) as f64 / 1000.0),
+                    n.running.to_string(),
+                    count("idle").to_string(),
+                    count("busy").to_string(),
+                ]
+            })
+            .collect();
+        output::table(
+            &[
+                "NODE",
+                "ADDRESS",
+                "STATE",
+                "LAST SEEN",
+                "RUNNING",
+                "IDLE",
+                "BUSY",
+            ],
+            &rows,
+        )?;
         println!();
     }
     if s.alerts.is_empty() {

@@ -22,10 +22,10 @@ use crate::autoscaler::{async_queue, ASYNC_QUEUE_PREFIX};
 use crate::invoke::InvokeRequest;
 use crate::{now_ms, Engine, EngineError};
 
-/// Extra lease time beyond the function's timeout, for start-up and recording.
-const LEASE_MARGIN_MS: i64 = 30_000;
-/// The lease taken before the function is known: its timeout (up to a minute) plus the margin.
-const INITIAL_LEASE_MS: i64 = LEASE_MARGIN_MS + 60_000;
+/// The lease taken before the function is known, in lease margins
+/// ([`crate::EngineConfig::lease_margin`], 30 s by default: 90 s). It only has to cover the
+/// moments until the delivery extends it to the function's timeout plus the margin.
+const INITIAL_LEASE_MARGINS: i64 = 3;
 /// How often the dispatcher looks for work when nothing wakes it.
 const POLL: Duration = Duration::from_millis(200);
 /// Where asynchronous events were queued before each function had its own queue; moved to
@@ -183,6 +183,11 @@ impl Engine {
         Ok(record)
     }
 
+    /// Lease time beyond a function's timeout, ms.
+    fn lease_margin_ms(&self) -> i64 {
+        self.inner.config.lease_margin.as_millis() as i64
+    }
+
     /// Tells the dispatcher `name`'s queue may have ready work (`arrival`: a new event), and
     /// the autoscaler when arrivals call for an early check.
     pub(crate) fn signal_async(&self, name: &str, arrival: bool) {
@@ -300,7 +305,12 @@ impl Engine {
                     .inner
                     .stores
                     .queues
-                    .lease(&queue, free, INITIAL_LEASE_MS, now_ms())
+                    .lease(
+                        &queue,
+                        free,
+                        self.lease_margin_ms() * INITIAL_LEASE_MARGINS,
+                        now_ms(),
+                    )
                     .await
                 {
                     Ok(l) => l,
@@ -410,7 +420,8 @@ impl Engine {
             .await;
             return;
         }
-        let lease_until = now_ms() + i64::from(run.config.timeout_s) * 1000 + LEASE_MARGIN_MS;
+        let lease_until =
+            now_ms() + i64::from(run.config.timeout_s) * 1000 + self.lease_margin_ms();
         let _ = stores
             .queues
             .extend(queue, &leased.id, &leased.token, lease_until)
@@ -422,6 +433,14 @@ impl Engine {
         req.accepted_at = Some(leased.enqueued_at);
         req.wait_for_capacity = true;
         let outcome = self.invoke(&msg.function, req).await;
+        if self.inner.cluster.is_some() {
+            // On the NATS store the execution record is written by a background task while
+            // queue operations are not: a read waits for this node's queued writes, so the
+            // final record is stored before the message is settled. Otherwise a node killed
+            // between the two could leave the event acked and its record still `running`.
+            // (The embedded store commits both in one writer, in order.)
+            let _ = stores.executions.get(&msg.execution_id).await;
+        }
         let failure = match &outcome {
             Ok(resp) => match resp.record.status {
                 ExecutionStatus::Complete | ExecutionStatus::Cancelled => None,

@@ -9,6 +9,9 @@ use holactl_types::{ErrorCode, ExecutionRecord, ExecutionStatus, Trigger};
 use tokio::sync::oneshot;
 
 use crate::invoke::InvokeResponse;
+
+/// Cluster mode: `cancel/<execution id>` asks the node running the execution to stop it.
+pub(crate) const CANCEL_PREFIX: &str = "cancel/";
 use crate::{now_ms, Engine, EngineError, Runnable};
 
 /// A running execution's entry in the cancel registry; removed when dropped.
@@ -100,27 +103,30 @@ impl Engine {
             )));
         }
         // Running here: stop it.
-        let running = self
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|mut r| r.remove(id));
-        if let Some(cancel) = running {
-            let _ = cancel.send(());
-            // The invocation records its own end; wait briefly for it.
-            for _ in 0..100 {
-                let now = self.get_execution(id).await?;
-                if now.status.is_final() {
-                    return Ok(now);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            return self.get_execution(id).await;
+        if self.cancel_running_here(id) {
+            return self.wait_final(id).await;
+        }
+        // Cluster mode: it may be running on another node. Every node watches `cancel/` and
+        // stops the execution if it runs there (see `cluster::follow`); asked before the
+        // queue removal below, which also takes a message leased by a running node.
+        let cancel_key = format!("{CANCEL_PREFIX}{id}");
+        if self.inner.cluster.is_some() {
+            self.inner
+                .stores
+                .kv
+                .put(
+                    &cancel_key,
+                    Bytes::from(self.node_id().unwrap_or_default().to_owned()),
+                )
+                .await?;
         }
         // Pending: take it out of its queue so it never runs.
         let queue = crate::autoscaler::async_queue(&record.function);
         if self.inner.stores.queues.remove(&queue, id).await? {
+            if self.inner.cluster.is_some() {
+                // Watchers see the put before the delete, so the request still reaches them.
+                let _ = self.inner.stores.kv.delete(&cancel_key, None).await;
+            }
             record.status = ExecutionStatus::Cancelled;
             record.ended_at = Some(now_ms());
             record.error = Some(ExecutionError {
@@ -135,11 +141,46 @@ impl Engine {
                 .await?;
             return Ok(record);
         }
+        if self.inner.cluster.is_some() {
+            let now = self.wait_final(id).await;
+            let _ = self.inner.stores.kv.delete(&cancel_key, None).await;
+            return now;
+        }
         // Neither queued nor running here: it is being handed over; mark it so the worker
         // drops it.
         if let Ok(mut cancelled) = self.inner.cancelled.lock() {
             cancelled.insert(id.to_owned());
         }
         Ok(record)
+    }
+
+    /// Stops `id` if it runs on this node; whether it did.
+    pub(crate) fn cancel_running_here(&self, id: &str) -> bool {
+        let running = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut r| r.remove(id));
+        match running {
+            Some(cancel) => {
+                let _ = cancel.send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The record once it is final (the invocation records its own end), or as it is after
+    /// two seconds.
+    async fn wait_final(&self, id: &str) -> Result<ExecutionRecord, EngineError> {
+        for _ in 0..100 {
+            let now = self.get_execution(id).await?;
+            if now.status.is_final() {
+                return Ok(now);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.get_execution(id).await
     }
 }

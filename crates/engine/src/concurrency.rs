@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use crate::functions::{decode, encode};
 use crate::{Engine, EngineError};
 
-const CONCURRENCY_PREFIX: &str = "concurrency/";
+pub(crate) const CONCURRENCY_PREFIX: &str = "concurrency/";
 
 fn concurrency_key(name: &str) -> String {
     format!("{CONCURRENCY_PREFIX}{name}")
@@ -171,9 +171,12 @@ impl Engine {
         for (key, entry) in self.inner.stores.kv.list(CONCURRENCY_PREFIX).await? {
             let name = &key[CONCURRENCY_PREFIX.len()..];
             if self.function_entry(name).is_err() {
-                // Left behind by a delete interrupted by a crash.
-                let _ = self.inner.stores.kv.delete(&key, None).await;
-                continue;
+                // Left behind by a delete interrupted by a crash (or the function was
+                // created by another node since this one loaded functions).
+                if self.function_gone(name).await {
+                    let _ = self.inner.stores.kv.delete(&key, None).await;
+                    continue;
+                }
             }
             match decode::<FunctionConcurrency>(&entry.value) {
                 Ok(settings) => self.inner.limits.set(name, settings),
@@ -181,6 +184,29 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Re-reads `name`'s settings from the store (another node changed them).
+    pub(crate) async fn reload_concurrency(&self, name: &str) -> Result<(), EngineError> {
+        let settings = match self.inner.stores.kv.get(&concurrency_key(name)).await? {
+            Some(entry) => decode::<FunctionConcurrency>(&entry.value)?,
+            None => FunctionConcurrency::default(),
+        };
+        if self.inner.limits.get(name) != settings {
+            self.inner.limits.set(name, settings);
+            self.inner.provisioner_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Names of the functions whose settings are held in memory.
+    pub(crate) fn concurrency_names(&self) -> Vec<String> {
+        self.inner
+            .limits
+            .slots
+            .lock()
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// `name`'s concurrency settings (both `None` when unset).

@@ -6,11 +6,40 @@ use std::time::Duration;
 use holactl_sandbox::IsolationLevel;
 use holactl_types::limits;
 
+/// [`EngineConfig::lease_margin`] unless configured.
+pub const DEFAULT_LEASE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Where the engine keeps what nodes share.
+#[derive(Clone, Debug, Default)]
+pub enum StoreChoice {
+    /// SQLite and a blob directory under the data dir: one node (the default).
+    #[default]
+    Embedded,
+    /// A NATS JetStream server or cluster shared by every node of a platform.
+    Nats {
+        /// `nats://HOST:PORT` (several comma-separated for a cluster).
+        url: String,
+        /// Namespace, replicas and retention of the JetStream structures.
+        options: holactl_store::nats::NatsOptions,
+    },
+}
+
 /// How an engine runs.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// Where everything lives: database, blobs, code cache, runtime files, token.
+    /// Where everything lives: database, blobs, code cache, runtime files, token. With the
+    /// NATS store, only what stays local to the node (code cache, runtime files, sandbox work
+    /// dir, master key file, node id, the admin token file of the node that created it).
     pub data_dir: PathBuf,
+    /// The store backend.
+    pub store: StoreChoice,
+    /// Where this node's API answers (`http://HOST:PORT`), shown to other nodes (cluster
+    /// mode); `None` when unknown.
+    pub node_address: Option<String>,
+    /// Lease time of an async delivery beyond its function's timeout (start-up, recording,
+    /// settling). After a node dies, its deliveries are handed to another node once their
+    /// lease runs out, so this bounds the recovery time.
+    pub lease_margin: Duration,
     /// Our own binary (re-executed as `sandbox-init`).
     pub init_program: PathBuf,
     /// Isolation level; `None` picks the strongest the host supports.
@@ -53,6 +82,9 @@ impl EngineConfig {
     pub fn new(data_dir: PathBuf, init_program: PathBuf) -> EngineConfig {
         EngineConfig {
             data_dir,
+            store: StoreChoice::Embedded,
+            node_address: None,
+            lease_margin: DEFAULT_LEASE_MARGIN,
             init_program,
             isolation: None,
             idle_ttl: Duration::from_secs(limits::DEFAULT_IDLE_TTL_S),

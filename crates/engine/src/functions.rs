@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::code::CodeError;
 use crate::{now_ms, Engine, EngineError, FunctionEntry, Runnable};
 
-const FUNCTION_PREFIX: &str = "functions/";
+pub(crate) const FUNCTION_PREFIX: &str = "functions/";
 pub(crate) const VERSION_PREFIX: &str = "versions/";
 pub(crate) const ALIAS_PREFIX: &str = "aliases/";
 const CODE_PREFIX: &str = "code/";
@@ -75,9 +75,12 @@ impl Engine {
                         .or_default()
                         .insert(v.version, v);
                 }
-                Ok(_) => {
-                    // Left behind by a delete interrupted by a crash.
-                    let _ = kv.delete(&key, None).await;
+                Ok(v) => {
+                    // Left behind by a delete interrupted by a crash (unless another node
+                    // created the function since it was listed).
+                    if self.function_gone(&v.function).await {
+                        let _ = kv.delete(&key, None).await;
+                    }
                 }
                 Err(e) => tracing::error!(key, error = %e, "skipping unreadable version"),
             }
@@ -91,8 +94,10 @@ impl Engine {
                         .or_default()
                         .insert(a.name.clone(), a);
                 }
-                Ok(_) => {
-                    let _ = kv.delete(&key, None).await;
+                Ok(a) => {
+                    if self.function_gone(&a.function).await {
+                        let _ = kv.delete(&key, None).await;
+                    }
                 }
                 Err(e) => tracing::error!(key, error = %e, "skipping unreadable alias"),
             }
@@ -111,6 +116,50 @@ impl Engine {
         for entry in loaded {
             functions.insert(entry.record.name.clone(), Arc::new(entry));
         }
+        Ok(())
+    }
+
+    /// Whether `name` has no record in the store now: what a sweep of records left behind
+    /// by an interrupted delete checks before removing one, since in a cluster the function
+    /// may have been created by another node after this node listed or cached functions.
+    /// A store error counts as "not gone" (nothing is removed on doubt).
+    pub(crate) async fn function_gone(&self, name: &str) -> bool {
+        matches!(
+            self.inner.stores.kv.get(&function_key(name)).await,
+            Ok(None)
+        )
+    }
+
+    /// Makes sure package `code` is unpacked on this node. In a cluster the upload reached
+    /// one node; the others fetch the zip from the shared blob store on first use (or when a
+    /// function using it changes) and unpack it into their own cache.
+    pub(crate) async fn ensure_code(&self, code: &CodeRef) -> Result<(), EngineError> {
+        if self.inner.code.contains(&code.sha256) {
+            return Ok(());
+        }
+        let zip = self
+            .inner
+            .stores
+            .blobs
+            .get(&code.sha256)
+            .await?
+            .ok_or_else(|| {
+                EngineError::Internal(format!("code package {} is not in the store", code.sha256))
+            })?;
+        let cache = self.inner.code.clone();
+        let sha = code.sha256.clone();
+        tokio::task::spawn_blocking(move || {
+            if sha256_hex(&zip) != sha {
+                return Err(EngineError::Internal(format!(
+                    "the stored code package {sha} does not match its sha256"
+                )));
+            }
+            cache
+                .insert(&sha, &zip)
+                .map_err(|e| EngineError::Internal(format!("unpacking code {sha}: {e}")))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
         Ok(())
     }
 

@@ -51,6 +51,8 @@ pub struct InvokeRequest {
     pub wait_for_capacity: bool,
     /// Same key, same execution (24 h); `CONFLICT` while the first still runs.
     pub idempotency_key: Option<String>,
+    /// Never hand this invocation to another node (it was handed to this one).
+    pub(crate) no_spill: bool,
 }
 
 impl InvokeRequest {
@@ -67,6 +69,7 @@ impl InvokeRequest {
             accepted_at: None,
             wait_for_capacity: false,
             idempotency_key: None,
+            no_spill: false,
         }
     }
 }
@@ -395,6 +398,12 @@ impl Engine {
                 .map_err(|_| EngineError::ShuttingDown)?
         } else {
             let Ok(permit) = inner.concurrency.clone().try_acquire_owned() else {
+                // Cluster mode: another node with a free slot may run it.
+                if !req.no_spill && idempotency_key.is_none() {
+                    if let Some(resp) = self.spill(name, &req, run.config.timeout_s).await {
+                        return Ok(resp);
+                    }
+                }
                 self.note_throttle(name);
                 tracing::warn!(
                     function = %name,
@@ -470,6 +479,8 @@ impl Engine {
             Some(worker) => worker,
             None => {
                 let _starting = inner.pool.starting();
+                // In a cluster the package may have been uploaded through another node.
+                self.ensure_code(&run.code).await?;
                 let secrets = self.resolve_secrets(config).await?;
                 let spec = self.instance_spec(run, &secrets)?;
                 let instance =

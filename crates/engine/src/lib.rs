@@ -26,6 +26,8 @@
 //! - [`status`]: workers, instances, queue depths and alerts now.
 //! - [`usage`]: usage metering: requests, GB-seconds and cost per function and day.
 //! - [`auth`]: the admin token.
+//! - [`cluster`]: cluster mode (NATS store): caches that follow other nodes' writes,
+//!   heartbeats and the node list.
 //! - [`config`], [`error`]: configuration and [`EngineError`].
 
 pub mod alerts;
@@ -34,6 +36,7 @@ pub mod audit;
 pub mod auth;
 pub mod autoscaler;
 pub(crate) mod cancel;
+pub mod cluster;
 pub mod code;
 pub mod concurrency;
 pub mod config;
@@ -141,6 +144,10 @@ pub(crate) struct Inner {
     /// The gateway's compiled route tables, API keys and token buckets.
     pub gateway: gateway::State,
     pub warnings: Vec<String>,
+    /// Where the admin token can be read (this node's file, or the node that created it).
+    pub admin_origin: Option<auth::TokenOrigin>,
+    /// Cluster mode (NATS store): this node's id and the node list; `None` when embedded.
+    pub cluster: Option<cluster::State>,
 }
 
 /// The engine: a cheap-to-clone handle.
@@ -183,7 +190,28 @@ impl Engine {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
-        let stores = holactl_store::embedded::EmbeddedStore::open(&dir.join("store"))?;
+        let stores = match &config.store {
+            config::StoreChoice::Embedded => {
+                holactl_store::embedded::EmbeddedStore::open(&dir.join("store"))?
+            }
+            config::StoreChoice::Nats { url, options } => {
+                holactl_store::nats::NatsStore::connect(url, options.clone()).await?
+            }
+        };
+        let cluster_state = match &config.store {
+            config::StoreChoice::Embedded => None,
+            config::StoreChoice::Nats { url, options } => Some(cluster::State {
+                spill: Some(cluster::spill::Spill::connect(url, &options.namespace).await?),
+                node_id: cluster::node_id(dir)?,
+                namespace: options.namespace.clone(),
+                address: config
+                    .node_address
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                started_at: now_ms(),
+                nodes: RwLock::new(Vec::new()),
+            }),
+        };
         let catalog = {
             let runtime_dir = dir.join("runtime");
             tokio::task::spawn_blocking(move || RuntimeCatalog::detect(&runtime_dir))
@@ -211,9 +239,19 @@ impl Engine {
         }
         let code = CodeCache::open(dir.join("code"), PackageLimits::default())
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let admin_hash = auth::ensure_admin_token(stores.kv.as_ref(), dir).await?;
-        let master_key = secrets::load_master_key(dir)?;
-        secrets::verify_master_key(stores.kv.as_ref(), &master_key).await?;
+        let node = cluster_state
+            .as_ref()
+            .map(|c| (c.node_id.as_str(), Some(c.address.as_str())));
+        let admin = auth::ensure_admin_token_as(stores.kv.as_ref(), dir, node).await?;
+        let master_key = match &cluster_state {
+            None => {
+                let key = secrets::load_master_key(dir)?;
+                secrets::verify_master_key(stores.kv.as_ref(), &key).await?;
+                key
+            }
+            // Every node must hold the same key: never invent one for a running cluster.
+            Some(c) => secrets::cluster_master_key(stores.kv.as_ref(), dir, &c.namespace).await?,
+        };
         let policy_state = policy::State::new(config.token_grace)?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -226,7 +264,9 @@ impl Engine {
                 functions: RwLock::new(HashMap::new()),
                 pool: Pool::default(),
                 metrics: Metrics::new(),
-                admin_hash,
+                admin_hash: admin.hash,
+                admin_origin: admin.origin,
+                cluster: cluster_state,
                 master_key,
                 started: Instant::now(),
                 shutting_down: AtomicBool::new(false),
@@ -268,6 +308,11 @@ impl Engine {
         engine.start_scheduler();
         engine.start_webhook_janitor();
         engine.start_provisioner();
+        if engine.inner.cluster.is_some() {
+            engine.start_follower();
+            engine.start_heartbeat();
+            engine.start_spill_responder().await?;
+        }
         Ok(engine)
     }
 
@@ -315,6 +360,17 @@ impl Engine {
     /// Things an operator should know (weak isolation, missing runtimes).
     pub fn warnings(&self) -> &[String] {
         &self.inner.warnings
+    }
+
+    /// Where the admin token can be read: this node's `admin.token`, or, on the other nodes
+    /// of a cluster, the file of the node that created it (`None` when unknown).
+    pub fn admin_token_origin(&self) -> Option<&auth::TokenOrigin> {
+        self.inner.admin_origin.as_ref()
+    }
+
+    /// This node's id in a cluster (`None` with the embedded store).
+    pub fn node_id(&self) -> Option<&str> {
+        self.inner.cluster.as_ref().map(|c| c.node_id.as_str())
     }
 
     /// Whether anyone may register a user.
@@ -413,6 +469,7 @@ impl Engine {
             instances: BTreeMap::from([("idle".to_owned(), idle), ("busy".to_owned(), busy)]),
             runtimes: self.runtimes(),
             warnings,
+            cluster: self.cluster_status_cached(),
         }
     }
 }

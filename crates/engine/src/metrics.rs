@@ -100,6 +100,8 @@ pub struct Metrics {
     pub async_retries: Family<FunctionLabels, Counter>,
     /// Async events moved to their function's dead-letter queue.
     pub dead_letters: Family<FunctionLabels, Counter>,
+    /// Synchronous invocations this node had no slot for and another node ran (cluster).
+    pub spilled: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -139,6 +141,12 @@ impl Metrics {
         let scaling_decisions = Family::<ScalingLabels, Counter>::default();
         let async_retries = Family::<FunctionLabels, Counter>::default();
         let dead_letters = Family::<FunctionLabels, Counter>::default();
+        let spilled = Counter::default();
+        registry.register(
+            "spilled_invocations",
+            "Synchronous invocations this node had no concurrency slot for, run by another node of the cluster",
+            spilled.clone(),
+        );
         registry.register(
             "async_retries",
             "Failed async deliveries scheduled for another attempt",
@@ -222,6 +230,7 @@ impl Metrics {
             scaling_decisions,
             async_retries,
             dead_letters,
+            spilled,
         }
     }
 

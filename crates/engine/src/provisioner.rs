@@ -141,6 +141,7 @@ impl Engine {
     ) -> Result<Option<Arc<Ticket>>, EngineError> {
         let inner = &self.inner;
         let _starting = inner.pool.starting();
+        self.ensure_code(&run.code).await?;
         let secrets = self.resolve_secrets(&run.config).await?;
         let mut spec = self.instance_spec(run, &secrets)?;
         if provisioned {

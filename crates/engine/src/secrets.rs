@@ -82,18 +82,20 @@ pub fn load_master_key(data_dir: &Path) -> Result<[u8; 32], EngineError> {
 const KEY_CHECK: &str = "secrets-key-check";
 const KEY_CHECK_PLAINTEXT: &[u8] = b"holactl master key check";
 
-/// Fails to open a store whose secrets were written under another master key, instead of
-/// starting and failing every instance that needs one (or mixing two keys in the store).
-pub async fn verify_master_key(
+/// Whether `key` opens the stored check value: `None` when there is none yet.
+async fn key_matches(
     kv: &dyn holactl_store::Kv,
     key: &[u8; 32],
-) -> Result<(), EngineError> {
+) -> Result<Option<bool>, EngineError> {
     let b64 = base64::engine::general_purpose::STANDARD;
-    if let Some(entry) = kv.get(KEY_CHECK).await? {
-        let stored: StoredSecret = decode(&entry.value)?;
-        let nonce = b64.decode(&stored.nonce).unwrap_or_default();
-        let ciphertext = b64.decode(&stored.ciphertext).unwrap_or_default();
-        let ok = nonce.len() == 12
+    let Some(entry) = kv.get(KEY_CHECK).await? else {
+        return Ok(None);
+    };
+    let stored: StoredSecret = decode(&entry.value)?;
+    let nonce = b64.decode(&stored.nonce).unwrap_or_default();
+    let ciphertext = b64.decode(&stored.ciphertext).unwrap_or_default();
+    Ok(Some(
+        nonce.len() == 12
             && cipher(key)
                 .decrypt(
                     Nonce::from_slice(&nonce),
@@ -102,14 +104,57 @@ pub async fn verify_master_key(
                         aad: KEY_CHECK.as_bytes(),
                     },
                 )
-                .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT);
-        if !ok {
+                .is_ok_and(|p| p == KEY_CHECK_PLAINTEXT),
+    ))
+}
+
+/// The master key of a cluster node. Every node must hold the same key, so a node never
+/// invents one when the cluster already has secrets' check value: it takes
+/// `HOLACTL_MASTER_KEY`, else `<data>/master.key`, else refuses to start. Only the first node
+/// of a new cluster creates a key (in its key file), which the operator then gives the others.
+pub async fn cluster_master_key(
+    kv: &dyn holactl_store::Kv,
+    data_dir: &Path,
+    namespace: &str,
+) -> Result<[u8; 32], EngineError> {
+    let configured =
+        std::env::var_os(MASTER_KEY_ENV).is_some() || data_dir.join(MASTER_KEY_FILE).is_file();
+    if !configured && kv.get(KEY_CHECK).await?.is_some() {
+        return Err(EngineError::Internal(format!(
+            "this node has no master key, and the cluster (NATS namespace {namespace:?}) \
+             already has one: start every node with the same {MASTER_KEY_ENV} (64 hex \
+             characters), or copy {MASTER_KEY_FILE} from the first node's data dir into this \
+             node's"
+        )));
+    }
+    let key = load_master_key(data_dir)?;
+    if key_matches(kv, &key).await? == Some(false) {
+        return Err(EngineError::Internal(format!(
+            "this node's master key ({MASTER_KEY_ENV} or {}) is not the cluster's (NATS \
+             namespace {namespace:?}): every node must start with the same key",
+            data_dir.join(MASTER_KEY_FILE).display()
+        )));
+    }
+    verify_master_key(kv, &key).await?;
+    Ok(key)
+}
+
+/// Fails to open a store whose secrets were written under another master key, instead of
+/// starting and failing every instance that needs one (or mixing two keys in the store).
+pub async fn verify_master_key(
+    kv: &dyn holactl_store::Kv,
+    key: &[u8; 32],
+) -> Result<(), EngineError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    match key_matches(kv, key).await? {
+        Some(true) => return Ok(()),
+        Some(false) => {
             return Err(EngineError::Internal(format!(
                 "the master key ({MASTER_KEY_ENV} or {MASTER_KEY_FILE}) is not the one this \
                  data dir's secrets were encrypted with; start with the original key"
-            )));
+            )))
         }
-        return Ok(());
+        None => {}
     }
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -132,7 +177,9 @@ pub async fn verify_master_key(
         ciphertext: b64.encode(ciphertext),
     };
     match kv.create(KEY_CHECK, encode(&check)?).await {
-        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Ok(_) => Ok(()),
+        // Another node (or start) wrote it first: its key must be ours too.
+        Err(StoreError::Conflict { .. }) => Box::pin(verify_master_key(kv, key)).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -477,5 +524,37 @@ mod tests {
         assert_eq!(unseal(&key, b"webhook/x", &sealed).unwrap(), b"hunter22");
         assert!(unseal(&key, b"webhook/y", &sealed).is_err());
         assert!(unseal(&[8u8; 32], b"webhook/x", &sealed).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cluster_node_needs_the_clusters_master_key() {
+        let shared = tempfile::tempdir().unwrap();
+        let stores = holactl_store::embedded::EmbeddedStore::open(shared.path()).unwrap();
+        let kv = stores.kv.as_ref();
+        // The first node of a new cluster creates a key (in its key file).
+        let first = tempfile::tempdir().unwrap();
+        let key = cluster_master_key(kv, first.path(), "ns").await.unwrap();
+        // A node without a key refuses, saying how to give it one.
+        let bare = tempfile::tempdir().unwrap();
+        let err = cluster_master_key(kv, bare.path(), "ns").await.unwrap_err();
+        assert!(
+            err.to_string().contains("this node has no master key"),
+            "{err}"
+        );
+        assert!(!bare.path().join(MASTER_KEY_FILE).exists());
+        // A node with another key refuses.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join(MASTER_KEY_FILE), hex::encode([7u8; 32])).unwrap();
+        let err = cluster_master_key(kv, other.path(), "ns")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is not the cluster's"), "{err}");
+        // A node given the same key joins.
+        let same = tempfile::tempdir().unwrap();
+        std::fs::write(same.path().join(MASTER_KEY_FILE), hex::encode(key)).unwrap();
+        assert_eq!(
+            cluster_master_key(kv, same.path(), "ns").await.unwrap(),
+            key
+        );
     }
 }

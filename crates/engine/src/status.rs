@@ -64,6 +64,7 @@ impl Engine {
                 })
                 .collect(),
             alerts,
+            cluster: self.cluster_status().await?,
         })
     }
 }

@@ -266,7 +266,7 @@ pub struct Health {
     pub version: String,
     /// Isolation level in force (`namespaces` or `process`).
     pub isolation: String,
-    /// Store backend (`embedded`).
+    /// Store backend (`embedded` or `nats`).
     pub store: String,
     /// Seconds since start.
     pub uptime_s: u64,
@@ -279,6 +279,9 @@ pub struct Health {
     /// Things an operator should know.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The cluster's nodes (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::observability::ClusterStatus>,
 }
 
 /// `POST /api/v1/functions/{name}/versions`.

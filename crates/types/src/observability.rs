@@ -170,4 +170,43 @@ pub struct PlatformStatus {
     pub queues: BTreeMap<String, QueueDepthView>,
     /// Firing alerts.
     pub alerts: Vec<Alert>,
+    /// The cluster's nodes and their load (cluster mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// One node of a cluster as its heartbeat describes it (`nodes/<id>` in the store).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    /// The node's id (kept in its data dir, so a restarted node keeps it).
+    pub id: String,
+    /// Where the node's API answers (`http://HOST:PORT`).
+    pub address: String,
+    /// Server version.
+    pub version: String,
+    /// When the node started (epoch ms).
+    pub started_at: EpochMillis,
+    /// Its latest heartbeat (epoch ms).
+    pub last_seen: EpochMillis,
+    /// Whether the latest heartbeat is recent enough (within 15 s) to count the node as up.
+    #[serde(default)]
+    pub live: bool,
+    /// Invocations running on the node at its latest heartbeat.
+    pub running: u64,
+    /// The node's instances by state (`idle`, `busy`) at its latest heartbeat.
+    #[serde(default)]
+    pub instances: BTreeMap<String, u64>,
+}
+
+/// The cluster as one node sees it (cluster mode only).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The id of the node that answered.
+    pub node: String,
+    /// The NATS namespace the nodes share.
+    pub namespace: String,
+    /// Nodes whose heartbeat is recent.
+    pub live: u64,
+    /// Every node that sent a heartbeat lately, live or not, by id.
+    pub nodes: Vec<ClusterNode>,
 }

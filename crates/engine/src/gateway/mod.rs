@@ -218,6 +218,16 @@ impl Engine {
         self.inner.gateway.apis.read().ok()?.get(name).cloned()
     }
 
+    /// Names of the compiled APIs.
+    pub(crate) fn compiled_api_names(&self) -> Vec<String> {
+        self.inner
+            .gateway
+            .apis
+            .read()
+            .map(|a| a.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Tells the engine the gateway also listens on its own address (`http://host:port`),
     /// serving `api` from `/`: views then carry full URLs there.
     pub fn set_gateway_listener(&self, base_url: &str, api: &str) {

@@ -27,6 +27,13 @@ pub use ownership::ResourceKind;
 use crate::{Engine, EngineError};
 
 const SESSION_KEY: &str = "auth/session-key";
+/// The store prefixes the in-memory identity state mirrors (followed across nodes).
+pub(crate) const MIRRORED_PREFIXES: [&str; 4] = [
+    users::PREFIX,
+    projects::PREFIX,
+    tokens::PREFIX,
+    ownership::PREFIX,
+];
 
 /// Who is making a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

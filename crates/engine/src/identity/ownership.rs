@@ -10,7 +10,7 @@ use holactl_types::identity::DEFAULT_PROJECT;
 
 use crate::{Engine, EngineError};
 
-const PREFIX: &str = "owners/";
+pub(super) const PREFIX: &str = "owners/";
 
 /// Kinds of owned resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

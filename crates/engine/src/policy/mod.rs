@@ -251,7 +251,9 @@ impl Engine {
         let kv = &self.inner.stores.kv;
         for (key, _) in kv.list(POLICY_PREFIX).await? {
             let function = &key[POLICY_PREFIX.len()..];
-            if self.function_entry(function).is_err() {
+            // Checked in the store too: another node may have created the function since
+            // this one loaded functions.
+            if self.function_entry(function).is_err() && self.function_gone(function).await {
                 let _ = kv.delete(&key, None).await;
             }
         }
@@ -261,7 +263,16 @@ impl Engine {
                 self.function_entry(function)
                     .is_ok_and(|f| f.aliases.contains_key(alias))
             });
-            if !alive {
+            let stored = || async {
+                let Some((function, alias)) = rest.split_once('/') else {
+                    return false;
+                };
+                matches!(
+                    kv.get(&crate::versions::alias_key(function, alias)).await,
+                    Ok(Some(_)) | Err(_)
+                )
+            };
+            if !alive && !stored().await {
                 let _ = kv.delete(&key, None).await;
             }
         }

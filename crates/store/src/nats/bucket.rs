@@ -27,6 +27,8 @@ const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequenc
 
 /// Longest a listing may take before the store is reported unavailable.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a scan that has delivered everything up to its end waits for more (see `scan`).
+const SCAN_SETTLE: Duration = Duration::from_millis(250);
 
 /// What a write expects of the key's current state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,11 +255,36 @@ impl Bucket {
         if consumer.cached_info().num_pending == 0 {
             return Ok(out);
         }
+        // nats-server 2.9 over-counts the pending messages of this consumer when a key it has
+        // not delivered yet is overwritten during the scan (concurrent writers, e.g. several
+        // nodes' schedulers): the last delivery then says one more is pending and none comes,
+        // and the scan would wait for its timeout. So the scan also knows where its listing
+        // ends: the last message matching the filter now (taken after the consumer, so every
+        // key's value as of the consumer's start is at or before it, or superseded by a later
+        // write that is delivered in sequence order). Once past it, the scan ends when nothing
+        // more arrives for `SCAN_SETTLE`.
+        let end = self
+            .store
+            .stream
+            .direct_get_last_for_subject(self.subject(filter))
+            .await
+            .ok()
+            .map(|m| m.sequence);
+        let mut past_end = false;
         let mut messages = consumer
             .messages()
             .await
             .map_err(|e| self.unavailable(&format!("listing {filter}"), e))?;
-        while let Some(message) = messages.next().await {
+        loop {
+            let next = if past_end {
+                match tokio::time::timeout(SCAN_SETTLE, messages.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                }
+            } else {
+                messages.next().await
+            };
+            let Some(message) = next else { break };
             let message = message.map_err(|e| self.unavailable(&format!("listing {filter}"), e))?;
             let info = message
                 .info()
@@ -276,6 +303,7 @@ impl Bucket {
             if pending == 0 {
                 break;
             }
+            past_end |= end.is_some_and(|end| revision >= end);
         }
         Ok(out)
     }
