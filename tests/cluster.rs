@@ -21,11 +21,11 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use holactl::client::Client;
 use holactl_types::concurrency::FunctionConcurrency;
-use holactl_types::queue::{CreateQueueRequest, CreateTriggerRequest, SendMessageRequest};
+use holactl_types::queue::SendMessageRequest;
 use http::Method;
 use serde_json::{json, Value};
 
-use crate::util::{assert_api_error, json, wait_until, Server, ServerBuilder};
+use crate::util::{assert_api_error, json, queue_with_trigger, wait_until, Server, ServerBuilder};
 
 /// Where Debian's package puts the server; otherwise it must be on `PATH`.
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -776,22 +776,7 @@ async fn queue_messages_are_handled_once(a: &Server, b: &Server) {
         &["--runtime", "python3.11"],
     );
     let client = a.client();
-    client
-        .create_queue(&CreateQueueRequest {
-            name: "orders".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create queue");
-    client
-        .create_trigger(&CreateTriggerRequest {
-            queue: "orders".into(),
-            function: "consumer".into(),
-            batch_size: Some(5),
-            ..Default::default()
-        })
-        .await
-        .expect("create trigger");
+    queue_with_trigger(&client, "orders", "consumer", 5).await;
     let clients = [a.client(), b.client()];
     for i in 0..MESSAGES {
         let req = SendMessageRequest {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
-use holactl_types::queue::{CreateQueueRequest, CreateTriggerRequest, SendMessageRequest};
+use holactl_types::queue::SendMessageRequest;
 use http::Method;
 use serde_json::Value;
 
-use crate::util::{assert_success, wait_until, Server};
+use crate::util::{assert_success, queue_with_trigger, wait_until, Server};
 
 /// Records every body of every batch it gets.
 const CONSUMER: &str = r#"
@@ -37,22 +37,7 @@ async fn queue_messages_survive_a_sigkill() {
         &["--runtime", "python3.11"],
     );
     let client = server.client();
-    client
-        .create_queue(&CreateQueueRequest {
-            name: "orders".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create queue");
-    client
-        .create_trigger(&CreateTriggerRequest {
-            queue: "orders".into(),
-            function: "consumer".into(),
-            batch_size: Some(10),
-            ..Default::default()
-        })
-        .await
-        .expect("create trigger");
+    queue_with_trigger(&client, "orders", "consumer", 10).await;
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let sender = {
         let accepted = accepted.clone();

@@ -565,6 +565,27 @@ pub fn invoked_json(invoked: &Invoked) -> Value {
     json(&invoked.answer)
 }
 
+/// Creates queue `queue` and a trigger delivering its messages to `function` in batches of
+/// `batch`.
+pub async fn queue_with_trigger(client: &Client, queue: &str, function: &str, batch: u32) {
+    client
+        .create_queue(&holactl_types::queue::CreateQueueRequest {
+            name: queue.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create queue");
+    client
+        .create_trigger(&holactl_types::queue::CreateTriggerRequest {
+            queue: queue.into(),
+            function: function.into(),
+            batch_size: Some(batch),
+            ..Default::default()
+        })
+        .await
+        .expect("create trigger");
+}
+
 /// Polls `check` every 50 ms until it holds; panics with `what` after `timeout`.
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
