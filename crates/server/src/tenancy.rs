@@ -84,10 +84,6 @@ fn kind_of(collection: &str) -> Option<ResourceKind> {
     })
 }
 
-fn decode_segment(s: &str) -> String {
-    percent_decode(s)
-}
-
 /// Percent-decodes a path segment (invalid escapes are kept as they are).
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -116,7 +112,7 @@ fn classify(template: &str, path: &str, method: &Method) -> Rule {
     let Some(collection) = t.get(2).copied() else {
         return Rule::AdminOnly;
     };
-    let id = || p.get(3).map(|s| decode_segment(s)).unwrap_or_default();
+    let id = || p.get(3).map(|s| percent_decode(s)).unwrap_or_default();
     match collection {
         "users" => match (t.get(3).copied(), method) {
             (Some("me"), _) => Rule::Anyone,

@@ -144,6 +144,29 @@ impl Engine {
             .ok_or_else(|| api_not_found(api))
     }
 
+    /// The `what` named `name` stored under `prefix` in an existing API.
+    async fn get_in_api<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        prefix: &str,
+        what: &str,
+        api: &str,
+        name: &str,
+    ) -> Result<T, EngineError> {
+        self.require_api(api).await?;
+        let e = self
+            .inner
+            .stores
+            .kv
+            .get(&format!("{prefix}{api}/{name}"))
+            .await?
+            .ok_or_else(|| {
+                EngineError::ResourceNotFound(format!(
+                    "{what} {name:?} does not exist in API {api:?}"
+                ))
+            })?;
+        decode(&e.value)
+    }
+
     async fn list_decoded<T: for<'de> serde::Deserialize<'de>>(
         &self,
         prefix: &str,
@@ -604,19 +627,10 @@ impl Engine {
         name: &str,
     ) -> Result<AuthorizerView, EngineError> {
         validate_gateway_name("authorizer", name)?;
-        self.require_api(api).await?;
-        let e = self
-            .inner
-            .stores
-            .kv
-            .get(&format!("{AUTHORIZER_PREFIX}{api}/{name}"))
-            .await?
-            .ok_or_else(|| {
-                EngineError::ResourceNotFound(format!(
-                    "authorizer {name:?} does not exist in API {api:?}"
-                ))
-            })?;
-        Ok(decode::<StoredAuthorizer>(&e.value)?.view())
+        let stored: StoredAuthorizer = self
+            .get_in_api(AUTHORIZER_PREFIX, "authorizer", api, name)
+            .await?;
+        Ok(stored.view())
     }
 
     /// Deletes an authorizer no route uses.
@@ -831,19 +845,8 @@ impl Engine {
     /// One named stage.
     pub async fn get_stage(&self, api: &str, stage: &str) -> Result<StageView, EngineError> {
         validate_stage_name(stage)?;
-        self.require_api(api).await?;
-        let e = self
-            .inner
-            .stores
-            .kv
-            .get(&format!("{STAGE_PREFIX}{api}/{stage}"))
-            .await?
-            .ok_or_else(|| {
-                EngineError::ResourceNotFound(format!(
-                    "stage {stage:?} does not exist in API {api:?}"
-                ))
-            })?;
-        Ok(decode::<StoredStage>(&e.value)?.view())
+        let stored: StoredStage = self.get_in_api(STAGE_PREFIX, "stage", api, stage).await?;
+        Ok(stored.view())
     }
 
     /// Deletes a named stage: its URLs answer 404 at once.
