@@ -831,3 +831,145 @@ async fn queue_messages_are_handled_once(a: &Server, b: &Server) {
         by_node.get(&pb).copied().unwrap_or(0)
     );
 }
+
+/// Answers with the secret bound as `GREETING` and the event's `i`.
+const MOVER: &str = r#"
+import os
+
+def lambda_handler(event, context):
+    return {"greeting": os.environ["GREETING"], "i": event.get("i")}
+"#;
+
+/// The migration path: an embedded data dir exported (refused while it is served), imported
+/// into a fresh NATS namespace (a second import refused), and a node started on it with the
+/// data dir's master key and admin token: the function, its secret, its history and its
+/// queued async events are all there, and the queued events run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_data_dir_moves_into_a_cluster() {
+    use crate::util::{assert_failure, assert_success, stderr, stdout};
+
+    let mut single = Server::builder().isolation("process").start().await;
+    let out = single.cli_stdin(&["lambda", "secret", "set", "greeting"], b"hola\n");
+    assert_success(&out, "secret set");
+    single.deploy(
+        "mover",
+        &[("lambda_function.py", MOVER, false)],
+        &["--runtime", "python3.11", "--secret", "GREETING=greeting"],
+    );
+    for i in 0..3 {
+        let invoked = single.invoke("mover", &json!({"i": i})).await;
+        assert_eq!(
+            crate::util::assert_invoke_ok(&invoked),
+            json!({"greeting": "hola", "i": i})
+        );
+    }
+    // Held back by reserved concurrency 0: these stay queued.
+    let client = single.client();
+    client
+        .set_concurrency(
+            "mover",
+            &FunctionConcurrency {
+                reserved: Some(0),
+                provisioned: None,
+            },
+        )
+        .await
+        .expect("set concurrency");
+    let mut queued = BTreeSet::new();
+    for i in 10..15 {
+        let payload = Bytes::from(json!({"i": i}).to_string());
+        let record = client
+            .invoke_async("mover", payload, None)
+            .await
+            .expect("async invoke");
+        queued.insert(record.id);
+    }
+    let history = executions(&client, "mover").await;
+    assert_eq!(history.len(), 8);
+
+    let archive = single.work_dir().join("platform.tar.gz");
+    let archive_arg = archive.to_str().expect("utf-8 path").to_owned();
+    let data_dir = single.data_dir().to_str().expect("utf-8 path").to_owned();
+    let export = ["lambda", "export", &archive_arg, "--data-dir", &data_dir];
+    let out = single.cli(export);
+    assert_failure(&out, "export while served");
+    assert!(stderr(&out).contains("data_dir_in_use"), "{}", stderr(&out));
+    assert!(!archive.exists());
+
+    single.kill();
+    let out = single.cli(export.iter().chain(&["-o", "json"]));
+    assert_success(&out, "export");
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("export report");
+    assert_eq!(report["counts"]["messages"], 5, "{report}");
+    assert_eq!(report["counts"]["executions"], 8, "{report}");
+    assert_eq!(report["counts"]["blobs"], 1, "{report}");
+    assert!(stderr(&out).contains("export keys:"), "{}", stderr(&out));
+    let out = single.cli(export);
+    assert_failure(&out, "export over an existing file");
+    assert!(stderr(&out).contains("file_exists"), "{}", stderr(&out));
+
+    let nats = Nats::start();
+    let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
+    let import = [
+        "lambda",
+        "import",
+        &archive_arg,
+        "--nats",
+        &nats.url,
+        "--nats-namespace",
+        &namespace,
+    ];
+    let out = single.cli(import);
+    assert_success(&out, "import");
+    assert!(
+        stdout(&out).contains("exported from the embedded store"),
+        "{}",
+        stdout(&out)
+    );
+    let out = single.cli(import);
+    assert_failure(&out, "a second import");
+    assert!(
+        stderr(&out).contains("target_not_empty"),
+        "{}",
+        stderr(&out)
+    );
+
+    let master_key = std::fs::read_to_string(single.data_dir().join("master.key"))
+        .expect("the data dir's master key");
+    let n = node(&nats, &namespace, master_key.trim())
+        .token(single.token())
+        .start()
+        .await;
+    let c = n.client();
+    let moved = executions(&c, "mover").await;
+    for id in history.keys() {
+        assert!(
+            moved.contains_key(id),
+            "execution {id} was not carried over"
+        );
+    }
+    c.delete_concurrency("mover")
+        .await
+        .expect("delete concurrency");
+    let invoked = n.invoke("mover", &json!({"i": 99})).await;
+    assert_eq!(
+        crate::util::assert_invoke_ok(&invoked),
+        json!({"greeting": "hola", "i": 99}),
+        "the function and its secret in the cluster"
+    );
+    wait_until(
+        "the queued events run in the cluster",
+        Duration::from_secs(20),
+        || {
+            let c = c.clone();
+            let queued = queued.clone();
+            async move {
+                let all = executions(&c, "mover").await;
+                queued
+                    .iter()
+                    .all(|id| all.get(id).is_some_and(|e| e["status"] == "complete"))
+            }
+        },
+    )
+    .await;
+}

@@ -1,5 +1,5 @@
-//! `holactl lambda …`: one file per subcommand. Every command but `serve`, `init` and
-//! `test --local` is a client of the HTTP API.
+//! `holactl lambda …`: one file per subcommand. Every command but `serve`, `init`, `export`,
+//! `import` and `test --local` is a client of the HTTP API.
 
 mod alias;
 mod api;
@@ -7,6 +7,7 @@ mod api_key;
 mod audit;
 mod authorizer;
 mod concurrency;
+pub mod datadir;
 mod delete;
 mod deploy;
 mod dlq;
@@ -29,6 +30,7 @@ mod secret;
 pub mod serve;
 mod status;
 mod test_local;
+mod transfer;
 mod trigger;
 mod update;
 mod usage;
@@ -127,8 +129,13 @@ pub struct GlobalOpts {
 /// `holactl lambda` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum LambdaCommand {
-    /// Run the platform on this machine (embedded store).
+    /// Run the platform on this machine (embedded store), or as a node of a cluster (--nats).
     Serve(serve::ServeArgs),
+    /// Write a whole store (functions, code, queued work, history, users, secrets) to an
+    /// archive, to import elsewhere: e.g. an embedded data dir into a NATS cluster.
+    Export(transfer::ExportArgs),
+    /// Load an archive written by `export` into an empty store (a data dir or a cluster).
+    Import(transfer::ImportArgs),
     /// Scaffold a new function directory.
     Init(init::InitArgs),
     /// Create or update a function from a directory or zip.
@@ -267,6 +274,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match args.command {
         LambdaCommand::Serve(a) => serve::run(a).await,
         LambdaCommand::Init(a) => init::run(a),
+        LambdaCommand::Export(a) => transfer::export(g, a).await,
+        LambdaCommand::Import(a) => transfer::import(g, a).await,
         LambdaCommand::Deploy(a) => deploy::run(g, a).await,
         LambdaCommand::Invoke(a) => invoke::run(g, a).await,
         LambdaCommand::List => list::run(g).await,

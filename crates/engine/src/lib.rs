@@ -150,6 +150,9 @@ pub(crate) struct Inner {
     pub cluster: Option<cluster::State>,
 }
 
+/// The embedded store's directory inside the data dir.
+pub const STORE_DIR: &str = "store";
+
 /// The engine: a cheap-to-clone handle.
 #[derive(Clone)]
 pub struct Engine {
@@ -192,7 +195,7 @@ impl Engine {
         }
         let stores = match &config.store {
             config::StoreChoice::Embedded => {
-                holactl_store::embedded::EmbeddedStore::open(&dir.join("store"))?
+                holactl_store::embedded::EmbeddedStore::open(&dir.join(STORE_DIR))?
             }
             config::StoreChoice::Nats { url, options } => {
                 holactl_store::nats::NatsStore::connect(url, options.clone()).await?

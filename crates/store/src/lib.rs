@@ -27,6 +27,7 @@ pub mod conformance;
 pub mod embedded;
 #[cfg(feature = "nats")]
 pub mod nats;
+pub mod transfer;
 
 /// Store failures, as kinds every backend maps onto.
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +250,36 @@ pub struct DeadMessage {
     pub reason: String,
 }
 
+/// A message as a queue keeps it, live or dead: what a dump lists and a restore writes
+/// (export and import of a whole store). Leases are not carried.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredMessage {
+    /// Queue it is in.
+    pub queue: String,
+    /// Message id.
+    pub id: String,
+    /// The bytes.
+    pub payload: Bytes,
+    /// First acceptance time (epoch ms).
+    pub enqueued_at: i64,
+    /// Not deliverable before this time (epoch ms); for a message leased when dumped, the
+    /// end of its lease.
+    pub visible_at: i64,
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// Set when the message is dead-lettered.
+    pub dead: Option<Death>,
+}
+
+/// When and why a message was dead-lettered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Death {
+    /// When (epoch ms).
+    pub died_at: i64,
+    /// The last error.
+    pub reason: String,
+}
+
 /// Counts of a queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct QueueDepth {
@@ -335,6 +366,12 @@ pub trait WorkQueue: Send + Sync + 'static {
         ids: Option<Vec<String>>,
         before: Option<i64>,
     ) -> Result<u64, StoreError>;
+    /// Every message, live and dead, of every queue whose name starts with `prefix`, ordered
+    /// by queue and id.
+    async fn dump(&self, prefix: &str) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Writes a message as [`WorkQueue::dump`] listed it, unleased. False (and nothing
+    /// written) when the queue already holds that id, live or dead.
+    async fn restore(&self, msg: StoredMessage) -> Result<bool, StoreError>;
 }
 
 /// Content-addressed bytes.
@@ -346,6 +383,8 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get(&self, sha256: &str) -> Result<Option<Bytes>, StoreError>;
     /// Whether `sha256` is stored.
     async fn contains(&self, sha256: &str) -> Result<bool, StoreError>;
+    /// Every stored sha256, sorted.
+    async fn list(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// The stores a node runs on, as trait objects so backends are chosen at start.

@@ -70,4 +70,22 @@ impl BlobStore for FsBlobStore {
             Err(_) => Ok(false),
         }
     }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            for entry in std::fs::read_dir(&dir).map_err(StoreError::unavailable)? {
+                let name = entry.map_err(StoreError::unavailable)?.file_name();
+                // Temp files of writes in progress have other names.
+                if let Some(name) = name.to_str().filter(|n| is_sha256_hex(n)) {
+                    out.push(name.to_owned());
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(StoreError::unavailable)?
+    }
 }

@@ -447,6 +447,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn queue_dump_conformance() {
+        let (_dir, from) = open();
+        let (_dir2, to) = open();
+        crate::conformance::queue_dump(from.queues.as_ref(), to.queues.as_ref()).await;
+    }
+
+    #[tokio::test]
     async fn blob_conformance() {
         let (_dir, stores) = open();
         crate::conformance::blobs(stores.blobs.as_ref()).await;

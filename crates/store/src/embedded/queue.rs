@@ -9,7 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::writer::{ApplyFn, Op, QueueReply};
 use super::EmbeddedStore;
-use crate::{DeadMessage, Leased, NewMessage, QueueDepth, StoreError, WorkQueue};
+use crate::{
+    DeadMessage, Death, Leased, NewMessage, QueueDepth, StoreError, StoredMessage, WorkQueue,
+};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -427,5 +429,100 @@ impl WorkQueue for EmbeddedStore {
             }))
             .await?;
         Ok(count(n))
+    }
+
+    async fn dump(&self, prefix: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        self.barrier().await?;
+        let prefix = prefix.to_owned();
+        self.read(move |c| {
+            let live = c
+                .prepare(
+                    "SELECT queue, id, payload, enqueued_at, visible_at, attempts
+                     FROM messages WHERE substr(queue, 1, length(?1)) = ?1",
+                )?
+                .query_map(params![prefix], |r| {
+                    Ok(StoredMessage {
+                        queue: r.get(0)?,
+                        id: r.get(1)?,
+                        payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+                        enqueued_at: r.get(3)?,
+                        visible_at: r.get(4)?,
+                        attempts: r.get::<_, i64>(5)? as u32,
+                        dead: None,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let dead = c
+                .prepare(
+                    "SELECT queue, id, payload, enqueued_at, attempts, died_at, reason
+                     FROM dead_messages WHERE substr(queue, 1, length(?1)) = ?1",
+                )?
+                .query_map(params![prefix], |r| {
+                    Ok(StoredMessage {
+                        queue: r.get(0)?,
+                        id: r.get(1)?,
+                        payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+                        enqueued_at: r.get(3)?,
+                        visible_at: r.get(5)?,
+                        attempts: r.get::<_, i64>(4)? as u32,
+                        dead: Some(Death {
+                            died_at: r.get(5)?,
+                            reason: r.get(6)?,
+                        }),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut all: Vec<StoredMessage> = live.into_iter().chain(dead).collect();
+            all.sort_by(|a, b| (&a.queue, &a.id).cmp(&(&b.queue, &b.id)));
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn restore(&self, msg: StoredMessage) -> Result<bool, StoreError> {
+        let n = self
+            .apply(Box::new(move |c| {
+                let held: bool = c
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND id = ?2)
+                             OR EXISTS (SELECT 1 FROM dead_messages WHERE queue = ?1 AND id = ?2)",
+                    )?
+                    .query_row(params![msg.queue, msg.id], |r| r.get(0))?;
+                if held {
+                    return Ok(Ok(QueueReply::Count(0)));
+                }
+                match &msg.dead {
+                    None => c
+                        .prepare_cached(
+                            "INSERT INTO messages (queue, id, payload, enqueued_at, visible_at,
+                             attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )?
+                        .execute(params![
+                            msg.queue,
+                            msg.id,
+                            msg.payload.as_ref(),
+                            msg.enqueued_at,
+                            msg.visible_at,
+                            msg.attempts
+                        ])?,
+                    Some(death) => c
+                        .prepare_cached(
+                            "INSERT INTO dead_messages (queue, id, payload, attempts,
+                             enqueued_at, died_at, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        )?
+                        .execute(params![
+                            msg.queue,
+                            msg.id,
+                            msg.payload.as_ref(),
+                            msg.attempts,
+                            msg.enqueued_at,
+                            death.died_at,
+                            death.reason
+                        ])?,
+                };
+                Ok(Ok(QueueReply::Count(1)))
+            }))
+            .await?;
+        Ok(count(n) == 1)
     }
 }

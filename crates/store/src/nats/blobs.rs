@@ -5,6 +5,7 @@
 use async_nats::jetstream::{self, object_store, stream};
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 
 use crate::{is_sha256_hex, sha256_hex, BlobStore, StoreError};
@@ -96,5 +97,23 @@ impl BlobStore for NatsBlobStore {
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.unavailable(&format!("looking up {sha256}"), e)),
         }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut objects = self
+            .store
+            .list()
+            .await
+            .map_err(|e| self.unavailable("listing", e))?;
+        let mut out = Vec::new();
+        while let Some(info) = objects.next().await {
+            let info = info.map_err(|e| self.unavailable("listing", e))?;
+            if !info.deleted && is_sha256_hex(&info.name) {
+                out.push(info.name);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 }

@@ -51,7 +51,9 @@ use serde::{Deserialize, Serialize};
 
 use super::bucket::{Expect, Item};
 use super::{keys, NatsStore};
-use crate::{DeadMessage, Leased, NewMessage, QueueDepth, StoreError, WorkQueue};
+use crate::{
+    DeadMessage, Death, Leased, NewMessage, QueueDepth, StoreError, StoredMessage, WorkQueue,
+};
 
 const STATE_HEADER: &str = "Hola-Message";
 const DIED_AT_HEADER: &str = "Hola-Died-At";
@@ -536,5 +538,87 @@ impl WorkQueue for NatsStore {
             }
         }
         Ok(purged)
+    }
+
+    async fn dump(&self, prefix: &str) -> Result<Vec<StoredMessage>, StoreError> {
+        let filter = keys::queue_prefix_filter(prefix);
+        let mut out = Vec::new();
+        for item in self.queue.scan(&filter, false).await? {
+            let (Some((queue, id)), Some(state)) =
+                (keys::split_queue_key(&item.key), State::of(&item))
+            else {
+                continue;
+            };
+            if queue.starts_with(prefix) {
+                out.push(StoredMessage {
+                    queue,
+                    id,
+                    payload: item.value,
+                    enqueued_at: state.enqueued_at,
+                    visible_at: state.visible_at,
+                    attempts: state.attempts,
+                    dead: None,
+                });
+            }
+        }
+        for (queue, id, item) in self.scan_dead(&filter, false).await? {
+            if !queue.starts_with(prefix) {
+                continue;
+            }
+            if let Some(dead) = decode_dead(&item, &queue, &id) {
+                out.push(StoredMessage {
+                    queue,
+                    id,
+                    payload: dead.payload,
+                    enqueued_at: dead.enqueued_at,
+                    visible_at: dead.died_at,
+                    attempts: dead.attempts,
+                    dead: Some(Death {
+                        died_at: dead.died_at,
+                        reason: dead.reason,
+                    }),
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.queue, &a.id).cmp(&(&b.queue, &b.id)));
+        Ok(out)
+    }
+
+    async fn restore(&self, msg: StoredMessage) -> Result<bool, StoreError> {
+        let key = keys::queue_key(&msg.queue, &msg.id);
+        // Live and dead are two buckets: a message held in either is kept as it is.
+        let (here, other) = match msg.dead {
+            None => (&self.queue, &self.dead),
+            Some(_) => (&self.dead, &self.queue),
+        };
+        if other.get(&key).await?.is_some() {
+            return Ok(false);
+        }
+        let (headers, value) = match &msg.dead {
+            None => {
+                let state = State {
+                    enqueued_at: msg.enqueued_at,
+                    visible_at: msg.visible_at,
+                    attempts: msg.attempts,
+                    leased: false,
+                    token: None,
+                };
+                (state.headers()?, msg.payload)
+            }
+            Some(death) => encode_dead(
+                &Dead {
+                    attempts: msg.attempts,
+                    enqueued_at: msg.enqueued_at,
+                    died_at: death.died_at,
+                    reason: death.reason.clone(),
+                },
+                &msg.payload,
+            )?,
+        };
+        match here.write(&key, Some(headers), value, Expect::Absent).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }

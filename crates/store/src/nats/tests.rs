@@ -175,6 +175,13 @@ async fn queue_lease_conformance() {
 }
 
 #[tokio::test]
+async fn queue_dump_conformance() {
+    let (_, from) = open().await;
+    let (_, to) = open().await;
+    conformance::queue_dump(from.queues.as_ref(), to.queues.as_ref()).await;
+}
+
+#[tokio::test]
 async fn blob_conformance() {
     let (_, stores) = open().await;
     conformance::blobs(stores.blobs.as_ref()).await;
@@ -465,4 +472,20 @@ async fn buckets_are_created_with_their_replicas_and_retention() {
             "{stream}"
         );
     }
+}
+
+#[tokio::test]
+async fn export_embedded_import_nats() {
+    let (src, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let from = crate::embedded::EmbeddedStore::open(src.path()).unwrap();
+    let (_, to) = open().await;
+    crate::transfer::tests::round_trip(&from, &to, dir.path()).await;
+}
+
+#[tokio::test]
+async fn export_nats_import_embedded() {
+    let (dst, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_, from) = open().await;
+    let to = crate::embedded::EmbeddedStore::open(dst.path()).unwrap();
+    crate::transfer::tests::round_trip(&from, &to, dir.path()).await;
 }
