@@ -756,6 +756,152 @@ async fn two_nodes_spill_over_and_share_a_queue() {
 
     // A queue drained by a trigger: both nodes poll it, each message is handled once.
     queue_messages_are_handled_once(&small, &big).await;
+
+    reserved_concurrency_holds_across_nodes(&small, &big).await;
+}
+
+/// Appends its start and end time (epoch seconds) to the file named by `RUNS`.
+const SPAN: &str = r#"
+import os, time
+
+def lambda_handler(event, context):
+    start = time.time()
+    time.sleep(event.get("sleep", 0))
+    with open(os.environ["RUNS"], "a") as f:
+        f.write(f"{start} {time.time()}\n")
+    return {"ok": True}
+"#;
+
+/// Most runs at the same time among `(start end)` lines.
+fn max_overlap(lines: &[String]) -> usize {
+    let mut edges: Vec<(f64, i32)> = Vec::new();
+    for line in lines {
+        let mut parts = line.split(' ').map(|p| p.parse::<f64>().expect("a time"));
+        let (Some(start), Some(end)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        edges.push((start, 1));
+        edges.push((end, -1));
+    }
+    // Ends before starts at the same instant.
+    edges.sort_by(|a, b| a.partial_cmp(b).expect("times"));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+/// Reserved concurrency 2 holds for the cluster: of six synchronous calls at once through both
+/// nodes at most two run (the others are throttled), and eight async events through both
+/// nodes all run, never more than two at a time.
+async fn reserved_concurrency_holds_across_nodes(a: &Server, b: &Server) {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let runs = scratch.path().join("spans.log");
+    b.deploy(
+        "capped",
+        &[("lambda_function.py", SPAN, false)],
+        &[
+            "--runtime",
+            "python3.11",
+            "--env",
+            &format!("RUNS={}", runs.display()),
+        ],
+    );
+    b.client()
+        .set_concurrency(
+            "capped",
+            &FunctionConcurrency {
+                reserved: Some(2),
+                provisioned: None,
+            },
+        )
+        .await
+        .expect("set concurrency");
+    let ca = a.client();
+    wait_until(
+        "the limit on the other node",
+        Duration::from_secs(2),
+        || {
+            let cb = ca.clone();
+            async move {
+                cb.get_concurrency("capped")
+                    .await
+                    .is_ok_and(|c| c.reserved == Some(2))
+            }
+        },
+    )
+    .await;
+    // Warm an instance on each node, so the calls below start together.
+    for n in [a, b] {
+        crate::util::assert_invoke_ok(&n.invoke("capped", &json!({})).await);
+    }
+    std::fs::remove_file(&runs).expect("reset the runs file");
+
+    let clients = [
+        a.client(),
+        b.client(),
+        a.client(),
+        b.client(),
+        b.client(),
+        b.client(),
+    ];
+    let calls: Vec<_> = clients
+        .into_iter()
+        .map(|client| {
+            tokio::spawn(async move {
+                client
+                    .invoke(
+                        "capped",
+                        Bytes::from(json!({"sleep": 1.5}).to_string()),
+                        false,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let (mut ran, mut throttled) = (0, 0);
+    for call in calls {
+        match call.await.expect("join") {
+            Ok(invoked) => {
+                crate::util::assert_invoke_ok(&invoked);
+                ran += 1;
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("THROTTLED"), "{e}");
+                throttled += 1;
+            }
+        }
+    }
+    assert!(
+        (1..=2).contains(&ran) && ran + throttled == 6,
+        "reserved 2 over two nodes: {ran} ran, {throttled} throttled"
+    );
+    assert!(max_overlap(&lines(&runs)) <= 2, "{:?}", lines(&runs));
+
+    std::fs::remove_file(&runs).expect("reset the runs file");
+    for i in 0..8 {
+        let client = if i % 2 == 0 { a.client() } else { b.client() };
+        client
+            .invoke_async(
+                "capped",
+                Bytes::from(json!({"sleep": 0.5}).to_string()),
+                None,
+            )
+            .await
+            .expect("async invoke");
+    }
+    wait_until("eight async runs", Duration::from_secs(30), || async {
+        lines(&runs).len() == 8
+    })
+    .await;
+    let overlap = max_overlap(&lines(&runs));
+    assert!(overlap <= 2, "{overlap} ran at once: {:?}", lines(&runs));
+    println!(
+        "cluster: reserved concurrency 2 over two nodes: {ran} of 6 simultaneous sync calls ran, \
+         {throttled} throttled; 8 async events ran at most {overlap} at a time"
+    );
 }
 
 /// Records the bodies of each batch and the node that ran it.

@@ -389,6 +389,31 @@ impl Engine {
                 return Err(e);
             }
         };
+        // Cluster mode: the reserved limit holds for the whole cluster, not per node.
+        let cluster_slot = match (&inner.cluster, &_reserved) {
+            (Some(cluster), Some(_)) => {
+                let claim = crate::cluster::slots::Claim {
+                    kv: &inner.stores.kv,
+                    node: &cluster.node_id,
+                    function: name,
+                    hold_ms: i64::from(run.config.timeout_s) * 1000
+                        + inner.config.lease_margin.as_millis() as i64,
+                };
+                let limits = &inner.limits;
+                match claim
+                    .claim(req.wait_for_capacity, || limits.reserved_limit(name))
+                    .await
+                {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        self.note_throttle(name);
+                        tracing::warn!(function = %name, limit = "function", scope = "cluster", "invocation throttled");
+                        return Err(e);
+                    }
+                }
+            }
+            _ => None,
+        };
         let _permit = if req.wait_for_capacity {
             inner
                 .concurrency
@@ -398,7 +423,9 @@ impl Engine {
                 .map_err(|_| EngineError::ShuttingDown)?
         } else {
             let Ok(permit) = inner.concurrency.clone().try_acquire_owned() else {
-                // Cluster mode: another node with a free slot may run it.
+                // Cluster mode: another node with a free slot may run it (claiming its own
+                // cluster slot for a reserved function).
+                drop(cluster_slot);
                 if !req.no_spill && idempotency_key.is_none() {
                     if let Some(resp) = self.spill(name, &req, run.config.timeout_s).await {
                         return Ok(resp);

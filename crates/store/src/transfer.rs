@@ -11,8 +11,8 @@
 //! - `messages.jsonl`: every queued message (async invocations, queue messages, webhook
 //!   deliveries), live and dead, with its attempts and times. Leases are not carried.
 //! - `kv.jsonl`: every metadata key (functions, versions, aliases, triggers, schedules, users,
-//!   tokens, secrets still encrypted under the master key, settings) but the heartbeats of
-//!   cluster nodes.
+//!   tokens, secrets still encrypted under the master key, settings) but what describes the
+//!   nodes running now (heartbeats, concurrency slots held).
 //! - `end.json`: how many of each there are, so a cut archive is told from a whole one.
 //!
 //! An import reads the archive twice: first to check all of it (format, every JSON line,
@@ -44,7 +44,7 @@ pub const VERSION: u32 = 1;
 pub const EXECUTIONS_PER_FILE: usize = 1000;
 /// Keys neither exported nor counted when deciding whether a target is empty: they describe
 /// the nodes running now, not the platform.
-pub const TRANSIENT_PREFIXES: &[&str] = &["nodes/"];
+pub const TRANSIENT_PREFIXES: &[&str] = &["nodes/", "slots/"];
 
 const MANIFEST: &str = "manifest.json";
 const END: &str = "end.json";

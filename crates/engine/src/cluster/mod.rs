@@ -13,11 +13,14 @@
 //!   changed, debounced; a watch that ends is re-opened after a full reload.
 //! - [`nodes`]: heartbeats under `nodes/<id>` and the cluster view (`/api/v1/health`,
 //!   `/api/v1/workers/status`).
+//! - [`slots`]: reserved concurrency across the cluster (a slot per running invocation in the
+//!   shared store).
 //! - [`spill`]: a synchronous invocation this node has no slot for runs on another node
 //!   (NATS request/reply in a queue group).
 
 pub mod follow;
 pub mod nodes;
+pub(crate) mod slots;
 pub mod spill;
 #[cfg(test)]
 mod tests;
