@@ -20,6 +20,7 @@ mod list;
 pub mod logging;
 mod logs;
 mod metrics;
+pub mod nats;
 pub mod output;
 mod policy;
 mod publish_version;
@@ -127,6 +128,8 @@ pub struct GlobalOpts {
 }
 
 /// `holactl lambda` subcommands.
+// Parsed once per process; boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum LambdaCommand {
     /// Run the platform on this machine (embedded store), or as a node of a cluster (--nats).

@@ -98,6 +98,8 @@ pub struct ServeArgs {
     /// NATS server, 3 for a production NATS cluster).
     #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
     pub nats_replicas: usize,
+    #[command(flatten)]
+    pub nats_auth: super::nats::NatsAuthArgs,
     /// Cluster mode: the address other nodes and operators see for this node
     /// (`http://HOST:PORT`; default: the address --listen bound).
     #[arg(long, env = "HOLACTL_ADVERTISE_ADDRESS")]
@@ -216,11 +218,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     if let Some(url) = &args.nats {
         config.store = StoreChoice::Nats {
             url: url.clone(),
-            options: holactl_store::nats::NatsOptions {
+            options: Box::new(holactl_store::nats::NatsOptions {
                 namespace: args.nats_namespace.clone(),
                 replicas: args.nats_replicas,
+                auth: args.nats_auth.auth()?,
                 ..Default::default()
-            },
+            }),
         };
         config.node_address = Some(
             args.advertise_address

@@ -33,6 +33,8 @@ pub struct StoreArgs {
     /// 3 for a production NATS cluster).
     #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
     pub nats_replicas: usize,
+    #[command(flatten)]
+    pub nats_auth: super::nats::NatsAuthArgs,
 }
 
 /// `export` options.
@@ -80,6 +82,7 @@ async fn open(args: &StoreArgs, creating: bool) -> anyhow::Result<Opened> {
             NatsOptions {
                 namespace: args.nats_namespace.clone(),
                 replicas: args.nats_replicas,
+                auth: args.nats_auth.auth()?,
                 ..Default::default()
             },
         )

@@ -19,8 +19,8 @@ pub enum StoreChoice {
     Nats {
         /// `nats://HOST:PORT` (several comma-separated for a cluster).
         url: String,
-        /// Namespace, replicas and retention of the JetStream structures.
-        options: holactl_store::nats::NatsOptions,
+        /// Namespace, replicas, retention, credentials and TLS.
+        options: Box<holactl_store::nats::NatsOptions>,
     },
 }
 

@@ -198,13 +198,15 @@ impl Engine {
                 holactl_store::embedded::EmbeddedStore::open(&dir.join(STORE_DIR))?
             }
             config::StoreChoice::Nats { url, options } => {
-                holactl_store::nats::NatsStore::connect(url, options.clone()).await?
+                holactl_store::nats::NatsStore::connect(url, (**options).clone()).await?
             }
         };
         let cluster_state = match &config.store {
             config::StoreChoice::Embedded => None,
             config::StoreChoice::Nats { url, options } => Some(cluster::State {
-                spill: Some(cluster::spill::Spill::connect(url, &options.namespace).await?),
+                spill: Some(
+                    cluster::spill::Spill::connect(url, &options.namespace, &options.auth).await?,
+                ),
                 node_id: cluster::node_id(dir)?,
                 namespace: options.namespace.clone(),
                 address: config

@@ -107,8 +107,14 @@ fn unframe<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Option<(T, Bytes)> {
 
 impl Spill {
     /// Opens the spill-over connection (`no_echo`: never handed our own requests).
-    pub(crate) async fn connect(url: &str, namespace: &str) -> Result<Spill, EngineError> {
-        let client = async_nats::ConnectOptions::new()
+    pub(crate) async fn connect(
+        url: &str,
+        namespace: &str,
+        auth: &holactl_store::nats::NatsAuth,
+    ) -> Result<Spill, EngineError> {
+        let client = auth
+            .connect_options()
+            .await?
             .name("holactl-spill")
             .no_echo()
             .connection_timeout(Duration::from_secs(5))

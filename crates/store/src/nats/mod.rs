@@ -34,8 +34,10 @@
 //! - `blobs`: [`BlobStore`](crate::BlobStore) on the object store.
 //!
 //! # Transport
-//! Plain TCP (`nats://host:port`, several comma-separated URLs for a cluster); the client
-//! reconnects by itself. TLS and credentials are not wired yet.
+//! `nats://host:port` (several comma-separated URLs for a cluster; the client reconnects by
+//! itself), with the credentials and TLS of [`NatsAuth`]: a `.creds` file, user and password, or
+//! a token; TLS verified against a CA file or the system roots, with an optional client
+//! certificate.
 
 mod blobs;
 mod bucket;
@@ -46,6 +48,7 @@ mod queue;
 #[cfg(test)]
 mod tests;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +85,86 @@ pub struct NatsOptions {
     pub usage_ttl: Duration,
     /// Retention of dead letters.
     pub dead_letter_ttl: Duration,
+    /// Credentials and TLS of the connection.
+    pub auth: NatsAuth,
+}
+
+/// How a node proves who it is to NATS and secures the connection. Any combination the NATS
+/// server's configuration asks for; nothing set = plain TCP, no credentials.
+#[derive(Clone, Default)]
+pub struct NatsAuth {
+    /// A `.creds` file (user JWT and NKey seed: NATS' decentralized authentication).
+    pub creds_file: Option<PathBuf>,
+    /// User and password.
+    pub user_password: Option<(String, String)>,
+    /// An authentication token.
+    pub token: Option<String>,
+    /// Use TLS (implied by `tls_ca`, `tls_client` and `tls://` URLs); the server is verified
+    /// against `tls_ca`, else the system's root certificates.
+    pub tls: bool,
+    /// PEM file of the certificate authorities to verify the server with.
+    pub tls_ca: Option<PathBuf>,
+    /// PEM files of this node's certificate and key, for servers that verify clients.
+    pub tls_client: Option<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsAuth")
+            .field("creds_file", &self.creds_file)
+            .field("user", &self.user_password.as_ref().map(|(u, _)| u))
+            .field("token", &self.token.as_ref().map(|_| "****"))
+            .field("tls", &self.tls)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client", &self.tls_client)
+            .finish()
+    }
+}
+
+impl NatsAuth {
+    /// Connection options carrying these credentials and TLS settings (name, timeouts and the
+    /// rest are the caller's).
+    pub async fn connect_options(&self) -> Result<async_nats::ConnectOptions, StoreError> {
+        let mut options = match &self.creds_file {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "reading the NATS credentials file {}: {e}",
+                        path.display()
+                    ))
+                })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some((user, password)) = &self.user_password {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        for path in self
+            .tls_ca
+            .iter()
+            .chain(self.tls_client.iter().flat_map(|(c, k)| [c, k]))
+        {
+            if !path.is_file() {
+                return Err(StoreError::Unavailable(format!(
+                    "NATS TLS: {} is not a readable file",
+                    path.display()
+                )));
+            }
+        }
+        if self.tls || self.tls_ca.is_some() || self.tls_client.is_some() {
+            options = options.require_tls(true);
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &self.tls_client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        Ok(options)
+    }
 }
 
 impl Default for NatsOptions {
@@ -92,6 +175,7 @@ impl Default for NatsOptions {
             execution_ttl: DEFAULT_EXECUTION_TTL,
             usage_ttl: DEFAULT_USAGE_TTL,
             dead_letter_ttl: DEFAULT_DEAD_LETTER_TTL,
+            auth: NatsAuth::default(),
         }
     }
 }
@@ -135,7 +219,10 @@ impl NatsStore {
                 options.replicas
             )));
         }
-        let client = async_nats::ConnectOptions::new()
+        let client = options
+            .auth
+            .connect_options()
+            .await?
             .name("holactl")
             .connection_timeout(Duration::from_secs(5))
             .connect(url)

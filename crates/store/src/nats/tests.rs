@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{NatsOptions, NatsStore};
+use super::{NatsAuth, NatsOptions, NatsStore};
 use crate::{conformance, KvEvent, NewMessage, StoreError, Stores};
 
 /// Where Debian's package puts the server; otherwise it must be on `PATH`.
@@ -57,6 +57,11 @@ fn free_port() -> u16 {
 }
 
 fn start_server() -> Server {
+    start_server_with(&[])
+}
+
+/// A server of its own with extra command-line options (authentication, TLS).
+fn start_server_with(extra: &[&str]) -> Server {
     let binary = find_server();
     let dir = std::env::temp_dir().join(format!(
         "holactl-nats-test-{}-{}",
@@ -66,12 +71,13 @@ fn start_server() -> Server {
     std::fs::create_dir_all(&dir).expect("a storage directory");
     let port = free_port();
     let script = r#"
-        "$1" -js -a 127.0.0.1 -p "$2" -sd "$3" >"$3.log" 2>&1 &
+        bin="$1"; port="$2"; dir="$3"; shift 3
+        "$bin" -js -a 127.0.0.1 -p "$port" -sd "$dir" "$@" >"$dir.log" 2>&1 &
         pid=$!
         read _ignored
         kill "$pid" 2>/dev/null
         wait "$pid"
-        rm -rf "$3" "$3.log"
+        rm -rf "$dir" "$dir.log"
     "#;
     let mut child = Command::new("sh")
         .arg("-c")
@@ -80,6 +86,7 @@ fn start_server() -> Server {
         .arg(&binary)
         .arg(port.to_string())
         .arg(&dir)
+        .args(extra)
         .stdin(Stdio::piped())
         .spawn()
         .expect("starting nats-server through sh");
@@ -488,4 +495,165 @@ async fn export_nats_import_embedded() {
     let (_, from) = open().await;
     let to = crate::embedded::EmbeddedStore::open(dst.path()).unwrap();
     crate::transfer::tests::round_trip(&from, &to, dir.path()).await;
+}
+
+async fn connect_with(server: &Server, auth: NatsAuth) -> Result<Stores, StoreError> {
+    NatsStore::connect(
+        &server.url,
+        NatsOptions {
+            namespace: namespace(),
+            auth,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn user_and_password() {
+    let server = start_server_with(&["--user", "holactl", "--pass", "s3cret"]);
+    let refused = connect_with(&server, NatsAuth::default())
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().to_lowercase().contains("auth"),
+        "{refused}"
+    );
+    let wrong = NatsAuth {
+        user_password: Some(("holactl".into(), "nope".into())),
+        ..Default::default()
+    };
+    assert!(connect_with(&server, wrong).await.is_err());
+    let right = NatsAuth {
+        user_password: Some(("holactl".into(), "s3cret".into())),
+        ..Default::default()
+    };
+    let stores = connect_with(&server, right).await.unwrap();
+    stores.kv.put("a", Bytes::from_static(b"1")).await.unwrap();
+    // The password never shows in a debug print.
+    let shown = format!(
+        "{:?}",
+        NatsAuth {
+            user_password: Some(("holactl".into(), "s3cret".into())),
+            token: Some("tok3n".into()),
+            ..Default::default()
+        }
+    );
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("tok3n"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn token() {
+    let server = start_server_with(&["--auth", "tok3n"]);
+    assert!(connect_with(&server, NatsAuth::default()).await.is_err());
+    let auth = NatsAuth {
+        token: Some("tok3n".into()),
+        ..Default::default()
+    };
+    connect_with(&server, auth).await.unwrap();
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+fn certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("running openssl (Debian: apt-get install openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=holactl test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+}
+
+#[tokio::test]
+async fn tls_verified_against_a_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path());
+    let file = |name: &str| certs.path().join(name);
+    let (cert, key) = (file("server.pem"), file("server.key"));
+    let server = start_server_with(&[
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]);
+    // Not trusted by the system's roots.
+    let untrusted = NatsAuth {
+        tls: true,
+        ..Default::default()
+    };
+    assert!(connect_with(&server, untrusted).await.is_err());
+    let trusted = NatsAuth {
+        tls_ca: Some(file("ca.pem")),
+        ..Default::default()
+    };
+    let stores = connect_with(&server, trusted).await.unwrap();
+    stores.kv.put("a", Bytes::from_static(b"1")).await.unwrap();
+    let missing = NatsAuth {
+        tls_ca: Some(file("nope.pem")),
+        ..Default::default()
+    };
+    let err = connect_with(&server, missing).await.unwrap_err();
+    assert!(err.to_string().contains("nope.pem"), "{err}");
 }
