@@ -1,10 +1,47 @@
-//! The NATS connection options `serve --nats`, `export` and `import` share: credentials and
-//! TLS, as the NATS server's configuration asks for them.
+//! The NATS options `serve --nats`, `export` and `import` share: where the cluster's store is,
+//! its layout, and the credentials and TLS the NATS server's configuration asks for.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use holactl_store::nats::NatsAuth;
+use holactl_store::nats::{NatsAuth, NatsOptions};
+
+/// A cluster's store on NATS JetStream.
+#[derive(Clone, Debug, Args)]
+pub struct NatsArgs {
+    /// Cluster mode: the store is the one every node shares on this NATS JetStream server or
+    /// cluster (`nats://HOST:PORT`, several comma-separated) instead of the embedded store in
+    /// the data dir. Every node needs the same master key (HOLACTL_MASTER_KEY).
+    #[arg(long, env = "HOLACTL_NATS_URL")]
+    pub nats: Option<String>,
+    /// Cluster mode: prefix of the JetStream buckets; nodes of one platform share it.
+    #[arg(long, env = "HOLACTL_NATS_NAMESPACE", default_value = holactl_store::nats::DEFAULT_NAMESPACE)]
+    pub nats_namespace: String,
+    /// Cluster mode: replicas of each JetStream bucket when it is created (1 for a single
+    /// NATS server, 3 for a production NATS cluster).
+    #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
+    pub nats_replicas: usize,
+    #[command(flatten)]
+    pub auth: NatsAuthArgs,
+}
+
+impl NatsArgs {
+    /// The NATS URL and store options, when --nats is given.
+    pub fn options(&self) -> anyhow::Result<Option<(String, NatsOptions)>> {
+        let Some(url) = &self.nats else {
+            return Ok(None);
+        };
+        Ok(Some((
+            url.clone(),
+            NatsOptions {
+                namespace: self.nats_namespace.clone(),
+                replicas: self.nats_replicas,
+                auth: self.auth.auth()?,
+                ..Default::default()
+            },
+        )))
+    }
+}
 
 /// Credentials and TLS of the NATS connection.
 #[derive(Clone, Debug, Args)]

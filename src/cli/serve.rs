@@ -85,21 +85,8 @@ pub struct ServeArgs {
     /// function's timeout (covers the cold start before the handler's clock starts).
     #[arg(long, env = "HOLACTL_TOKEN_GRACE", default_value = "60s", value_parser = parse_duration)]
     pub token_grace: Duration,
-    /// Cluster mode: share metadata, code, queues and executions with every node using the
-    /// same NATS JetStream server or cluster (`nats://HOST:PORT`, several comma-separated)
-    /// instead of the embedded store. Every node needs the same master key
-    /// (HOLACTL_MASTER_KEY).
-    #[arg(long, env = "HOLACTL_NATS_URL")]
-    pub nats: Option<String>,
-    /// Cluster mode: prefix of the JetStream buckets; nodes of one platform share it.
-    #[arg(long, env = "HOLACTL_NATS_NAMESPACE", default_value = holactl_store::nats::DEFAULT_NAMESPACE)]
-    pub nats_namespace: String,
-    /// Cluster mode: replicas of each JetStream bucket when it is created (1 for a single
-    /// NATS server, 3 for a production NATS cluster).
-    #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
-    pub nats_replicas: usize,
     #[command(flatten)]
-    pub nats_auth: super::nats::NatsAuthArgs,
+    pub cluster: super::nats::NatsArgs,
     /// Cluster mode: the address other nodes and operators see for this node
     /// (`http://HOST:PORT`; default: the address --listen bound).
     #[arg(long, env = "HOLACTL_ADVERTISE_ADDRESS")]
@@ -215,15 +202,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     config.lease_margin = args.async_lease_margin;
-    if let Some(url) = &args.nats {
+    if let Some((url, options)) = args.cluster.options()? {
         config.store = StoreChoice::Nats {
-            url: url.clone(),
-            options: Box::new(holactl_store::nats::NatsOptions {
-                namespace: args.nats_namespace.clone(),
-                replicas: args.nats_replicas,
-                auth: args.nats_auth.auth()?,
-                ..Default::default()
-            }),
+            url,
+            options: Box::new(options),
         };
         config.node_address = Some(
             args.advertise_address
@@ -233,10 +215,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
     }
     let engine = Engine::open(config)
         .await
-        .with_context(|| match &args.nats {
+        .with_context(|| match &args.cluster.nats {
             Some(url) => format!(
                 "cannot join the cluster at {url} (namespace {}) with data dir {}",
-                args.nats_namespace,
+                args.cluster.nats_namespace,
                 data_dir.display()
             ),
             None => format!("cannot open data dir {}", data_dir.display()),
@@ -248,10 +230,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         env!("CARGO_PKG_VERSION")
     );
     println!("  data dir:    {}", data_dir.display());
-    match (&args.nats, engine.node_id()) {
+    match (&args.cluster.nats, engine.node_id()) {
         (Some(url), Some(node)) => println!(
             "  store:       {} ({url}, namespace {}, node {node})",
-            health.store, args.nats_namespace
+            health.store, args.cluster.nats_namespace
         ),
         _ => println!("  store:       {}", health.store),
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use holactl_store::nats::{NatsOptions, NatsStore};
+use holactl_store::nats::NatsStore;
 use holactl_store::transfer::{self, Counts, ExportOptions, ImportOptions, Step};
 use holactl_store::Stores;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -22,19 +22,8 @@ pub struct StoreArgs {
     /// The embedded store's data dir (default: the per-user data dir, as `serve`).
     #[arg(long, env = "HOLACTL_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A cluster's store instead: its NATS JetStream server (`nats://HOST:PORT`, several
-    /// comma-separated).
-    #[arg(long, env = "HOLACTL_NATS_URL")]
-    pub nats: Option<String>,
-    /// The cluster's namespace (prefix of its JetStream buckets).
-    #[arg(long, env = "HOLACTL_NATS_NAMESPACE", default_value = holactl_store::nats::DEFAULT_NAMESPACE)]
-    pub nats_namespace: String,
-    /// Replicas of each JetStream bucket this command creates (1 for a single NATS server,
-    /// 3 for a production NATS cluster).
-    #[arg(long, env = "HOLACTL_NATS_REPLICAS", default_value_t = holactl_store::nats::DEFAULT_REPLICAS)]
-    pub nats_replicas: usize,
     #[command(flatten)]
-    pub nats_auth: super::nats::NatsAuthArgs,
+    pub cluster: super::nats::NatsArgs,
 }
 
 /// `export` options.
@@ -76,21 +65,14 @@ struct Opened {
 }
 
 async fn open(args: &StoreArgs, creating: bool) -> anyhow::Result<Opened> {
-    if let Some(url) = &args.nats {
-        let stores = NatsStore::connect(
-            url,
-            NatsOptions {
-                namespace: args.nats_namespace.clone(),
-                replicas: args.nats_replicas,
-                auth: args.nats_auth.auth()?,
-                ..Default::default()
-            },
-        )
-        .await
-        .with_context(|| format!("store_unavailable: cannot open the NATS store at {url}"))?;
+    if let Some((url, options)) = args.cluster.options()? {
+        let namespace = options.namespace.clone();
+        let stores = NatsStore::connect(&url, options)
+            .await
+            .with_context(|| format!("store_unavailable: cannot open the NATS store at {url}"))?;
         return Ok(Opened {
             stores,
-            describe: format!("NATS {url} (namespace {})", args.nats_namespace),
+            describe: format!("NATS {url} (namespace {namespace})"),
             _lock: None,
         });
     }

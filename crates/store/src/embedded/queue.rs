@@ -435,46 +435,33 @@ impl WorkQueue for EmbeddedStore {
         self.barrier().await?;
         let prefix = prefix.to_owned();
         self.read(move |c| {
-            let live = c
-                .prepare(
-                    "SELECT queue, id, payload, enqueued_at, visible_at, attempts
-                     FROM messages WHERE substr(queue, 1, length(?1)) = ?1",
-                )?
-                .query_map(params![prefix], |r| {
-                    Ok(StoredMessage {
-                        queue: r.get(0)?,
-                        id: r.get(1)?,
-                        payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
-                        enqueued_at: r.get(3)?,
-                        visible_at: r.get(4)?,
-                        attempts: r.get::<_, i64>(5)? as u32,
-                        dead: None,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let dead = c
-                .prepare(
-                    "SELECT queue, id, payload, enqueued_at, attempts, died_at, reason
-                     FROM dead_messages WHERE substr(queue, 1, length(?1)) = ?1",
-                )?
-                .query_map(params![prefix], |r| {
-                    Ok(StoredMessage {
-                        queue: r.get(0)?,
-                        id: r.get(1)?,
-                        payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
-                        enqueued_at: r.get(3)?,
-                        visible_at: r.get(5)?,
-                        attempts: r.get::<_, i64>(4)? as u32,
-                        dead: Some(Death {
-                            died_at: r.get(5)?,
-                            reason: r.get(6)?,
+            c.prepare(
+                "SELECT queue, id, payload, enqueued_at, visible_at, attempts, NULL, NULL
+                 FROM messages WHERE substr(queue, 1, length(?1)) = ?1
+                 UNION ALL
+                 SELECT queue, id, payload, enqueued_at, died_at, attempts, died_at, reason
+                 FROM dead_messages WHERE substr(queue, 1, length(?1)) = ?1
+                 ORDER BY 1, 2",
+            )?
+            .query_map(params![prefix], |r| {
+                let died_at: Option<i64> = r.get(6)?;
+                Ok(StoredMessage {
+                    queue: r.get(0)?,
+                    id: r.get(1)?,
+                    payload: Bytes::from(r.get::<_, Vec<u8>>(2)?),
+                    enqueued_at: r.get(3)?,
+                    visible_at: r.get(4)?,
+                    attempts: r.get::<_, i64>(5)? as u32,
+                    dead: match died_at {
+                        Some(died_at) => Some(Death {
+                            died_at,
+                            reason: r.get(7)?,
                         }),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut all: Vec<StoredMessage> = live.into_iter().chain(dead).collect();
-            all.sort_by(|a, b| (&a.queue, &a.id).cmp(&(&b.queue, &b.id)));
-            Ok(all)
+                        None => None,
+                    },
+                })
+            })?
+            .collect()
         })
         .await
     }
