@@ -1022,16 +1022,20 @@ async fn an_embedded_data_dir_moves_into_a_cluster() {
         .await
         .expect("set concurrency");
     // Once no worker is left to try them (a try now would be throttled and retried later).
-    wait_until("no async workers for mover", Duration::from_secs(10), || async {
-        let status = json(
-            &single
-                .request(Method::GET, "/api/v1/workers/status", None)
-                .await,
-        );
-        status["async_workers"]["functions"]["mover"]["workers"]
-            .as_u64()
-            .is_none_or(|w| w == 0)
-    })
+    wait_until(
+        "no async workers for mover",
+        Duration::from_secs(10),
+        || async {
+            let status = json(
+                &single
+                    .request(Method::GET, "/api/v1/workers/status", None)
+                    .await,
+            );
+            status["async_workers"]["functions"]["mover"]["workers"]
+                .as_u64()
+                .is_none_or(|w| w == 0)
+        },
+    )
     .await;
     let mut queued = BTreeSet::new();
     for i in 10..15 {

@@ -348,6 +348,13 @@ impl Engine {
                 }
                 keep
             });
+            let live_nodes = inner.cluster.as_ref().map(|c| {
+                c.nodes
+                    .read()
+                    .map(|nodes| nodes.iter().filter(|n| n.live).count())
+                    .unwrap_or(1)
+                    .max(1) as u64
+            });
             for name in &names {
                 let queue = async_queue(name);
                 let depth = depths.get(&queue).copied().unwrap_or_default();
@@ -355,8 +362,13 @@ impl Engine {
                 let w = all
                     .entry(name.clone())
                     .or_insert_with(|| FunctionWorkers::new(cfg.min_workers));
-                // Ready + leased; leased events are either running here or about to be.
-                w.backlog = depth.ready + depth.in_flight.max(u64::from(w.running));
+                // Ready + leased; leased events are either running here or about to be. In a
+                // cluster every node sees the whole shared queue: each takes its share of the
+                // ready events, plus what it runs itself.
+                w.backlog = match live_nodes {
+                    Some(nodes) => depth.ready.div_ceil(nodes) + u64::from(w.running),
+                    None => depth.ready + depth.in_flight.max(u64::from(w.running)),
+                };
                 w.arrivals = 0;
                 if depth.ready > 0 {
                     w.signal = w.signal.wrapping_add(1);

@@ -185,6 +185,8 @@ pub struct NatsStore {
     kv: Bucket,
     audit: Bucket,
     queue: Bucket,
+    /// Lease candidates from each queue's last scan.
+    candidates: queue::Candidates,
     dead: Bucket,
     executions: executions::Executions,
 }
@@ -255,6 +257,7 @@ impl NatsStore {
             kv,
             audit,
             queue,
+            candidates: queue::Candidates::default(),
             dead,
             executions: executions::Executions::new(records, logs, charges, max_payload),
         });

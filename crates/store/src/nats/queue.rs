@@ -26,8 +26,10 @@
 //!   only, never payloads.
 //! - `lease` scans the queue's headers, takes the visible ones oldest first and claims each by
 //!   a write conditional on the revision it read (attempts + 1, `visible_at = now + lease`, a
-//!   fresh token). Of two nodes racing for a message exactly one write succeeds; the other
-//!   moves on to the next candidate. A lease that runs out makes the message visible again:
+//!   fresh token), a few at a time. Of two nodes racing for a message exactly one write
+//!   succeeds; the other moves on to the next candidate. The rest of a scan's candidates serve
+//!   the next leases for up to a second (see `Candidates`), so a steady drain does not scan
+//!   the whole queue for every message. A lease that runs out makes the message visible again:
 //!   redelivery needs no timer anywhere.
 //! - `extend`, `ack`, `retry`, `dead_letter` re-read the message and act only while the token
 //!   still matches, again conditionally on the revision read.
@@ -42,11 +44,14 @@
 //! so they grow with the backlog; fine for the thousands of messages an async queue holds,
 //! not for millions. Writes are acknowledged by JetStream (a majority of replicas).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::bucket::{Expect, Item};
@@ -143,6 +148,62 @@ fn count(depth: &mut QueueDepth, oldest: &mut Option<i64>, state: &State, now: i
     }
 }
 
+/// Messages claimed at once by one lease.
+const CLAIM_CONCURRENCY: usize = 8;
+/// How long the candidates of a scan are used before the next lease scans again.
+const SCAN_REUSE: Duration = Duration::from_secs(1);
+
+/// A message as a scan listed it, in delivery order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    visible_at: i64,
+    enqueued_at: i64,
+    key: String,
+}
+
+/// Each queue's candidates from its last scan. A lease takes visible ones from here and claims
+/// them (each claim re-reads the message, so a stale candidate only costs a read); it scans
+/// again only when they cannot fill the lease, or after [`SCAN_REUSE`]. A dispatcher that
+/// leases one message per freed worker then pays one scan per many leases instead of one per
+/// message.
+#[derive(Debug, Default)]
+pub(super) struct Candidates {
+    by_queue: Mutex<HashMap<String, (Instant, VecDeque<Candidate>)>>,
+}
+
+impl Candidates {
+    fn replace(&self, queue: &str, sorted: Vec<Candidate>) {
+        if let Ok(mut all) = self.by_queue.lock() {
+            all.insert(queue.to_owned(), (Instant::now(), sorted.into()));
+        }
+    }
+
+    /// Up to `n` keys visible at `now`, oldest first, removed from the list.
+    fn take_visible(&self, queue: &str, now: i64, n: usize) -> Vec<String> {
+        let Ok(mut all) = self.by_queue.lock() else {
+            return Vec::new();
+        };
+        let Some((at, list)) = all.get_mut(queue) else {
+            return Vec::new();
+        };
+        if at.elapsed() > SCAN_REUSE {
+            all.remove(queue);
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut kept = VecDeque::with_capacity(list.len());
+        while let Some(c) = list.pop_front() {
+            if out.len() < n && c.visible_at <= now {
+                out.push(c.key);
+            } else {
+                kept.push_back(c);
+            }
+        }
+        *list = kept;
+        out
+    }
+}
+
 fn finish(depth: &mut QueueDepth, oldest: Option<i64>, now: i64) {
     depth.oldest_ready_age_ms = oldest.map_or(0, |o| (now - o).max(0) as u64);
 }
@@ -190,6 +251,80 @@ impl NatsStore {
                 Expect::Revision(item.revision),
             )
             .await
+    }
+
+    /// Claims visible candidates of `queue` from the last scan until `out` holds `max`
+    /// messages or none is left, a few at a time, in order.
+    async fn claim_candidates(
+        &self,
+        queue: &str,
+        max: usize,
+        lease_ms: i64,
+        now: i64,
+        out: &mut Vec<Leased>,
+    ) -> Result<(), StoreError> {
+        loop {
+            let need = max - out.len();
+            let keys = self.candidates.take_visible(queue, now, need);
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let claims: Vec<Result<Option<Leased>, StoreError>> = futures_util::stream::iter(keys)
+                .map(|key| self.claim(key, lease_ms, now))
+                .buffered(CLAIM_CONCURRENCY)
+                .collect()
+                .await;
+            for claim in claims {
+                if let Some(leased) = claim? {
+                    out.push(leased);
+                }
+            }
+            if out.len() >= max {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Leases message `key` if it is still deliverable at `now`; `None` when it was acked,
+    /// removed or claimed by someone else since it was listed.
+    async fn claim(
+        &self,
+        key: String,
+        lease_ms: i64,
+        now: i64,
+    ) -> Result<Option<Leased>, StoreError> {
+        let Some(item) = self.queue.get(&key).await? else {
+            return Ok(None);
+        };
+        let Some(state) = State::of(&item) else {
+            return Ok(None);
+        };
+        if state.visible_at > now {
+            return Ok(None); // leased (or retried) by someone else meanwhile
+        }
+        let Some((_, id)) = keys::split_queue_key(&key) else {
+            return Ok(None);
+        };
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let next = State {
+            attempts: state.attempts + 1,
+            visible_at: now.saturating_add(lease_ms),
+            leased: true,
+            token: Some(token.clone()),
+            ..state
+        };
+        match self.set_state(&item, &next).await {
+            Ok(_) => Ok(Some(Leased {
+                id,
+                payload: item.value,
+                attempts: next.attempts,
+                enqueued_at: next.enqueued_at,
+                token,
+            })),
+            // Another node claimed it between our read and our write.
+            Err(StoreError::Conflict { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `(queue, id, item)` of every dead message of queues matching `filter`.
@@ -244,57 +379,32 @@ impl WorkQueue for NatsStore {
         lease_ms: i64,
         now: i64,
     ) -> Result<Vec<Leased>, StoreError> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut candidates: Vec<(State, String)> = self
-            .queue
-            .scan(&keys::queue_filter(queue), true)
-            .await?
-            .into_iter()
-            .filter_map(|item| Some((State::of(&item)?, item.key)))
-            .filter(|(state, _)| state.visible_at <= now)
-            .collect();
-        candidates.sort_by(|a, b| {
-            (a.0.visible_at, a.0.enqueued_at, &a.1).cmp(&(b.0.visible_at, b.0.enqueued_at, &b.1))
-        });
         let mut out = Vec::new();
-        for (_, key) in candidates {
-            if out.len() >= max {
-                break;
-            }
-            let Some(item) = self.queue.get(&key).await? else {
-                continue; // acked or removed meanwhile
-            };
-            let Some(state) = State::of(&item) else {
-                continue;
-            };
-            if state.visible_at > now {
-                continue; // leased (or retried) by someone else meanwhile
-            }
-            let Some((_, id)) = keys::split_queue_key(&key) else {
-                continue;
-            };
-            let token = uuid::Uuid::new_v4().simple().to_string();
-            let next = State {
-                attempts: state.attempts + 1,
-                visible_at: now.saturating_add(lease_ms),
-                leased: true,
-                token: Some(token.clone()),
-                ..state
-            };
-            match self.set_state(&item, &next).await {
-                Ok(_) => out.push(Leased {
-                    id,
-                    payload: item.value,
-                    attempts: next.attempts,
-                    enqueued_at: next.enqueued_at,
-                    token,
-                }),
-                // Another node claimed it between our read and our write.
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e),
-            }
+        if max == 0 {
+            return Ok(out);
+        }
+        // The candidates of a recent scan first; a fresh scan when they do not fill `max`.
+        self.claim_candidates(queue, max, lease_ms, now, &mut out)
+            .await?;
+        if out.len() < max {
+            let mut scanned: Vec<Candidate> = self
+                .queue
+                .scan(&keys::queue_filter(queue), true)
+                .await?
+                .into_iter()
+                .filter_map(|item| {
+                    let state = State::of(&item)?;
+                    Some(Candidate {
+                        visible_at: state.visible_at,
+                        enqueued_at: state.enqueued_at,
+                        key: item.key,
+                    })
+                })
+                .collect();
+            scanned.sort();
+            self.candidates.replace(queue, scanned);
+            self.claim_candidates(queue, max, lease_ms, now, &mut out)
+                .await?;
         }
         Ok(out)
     }
