@@ -157,23 +157,14 @@ impl Engine {
             log_bytes: 0,
             log_truncated: false,
         };
-        // The pending record first, then the durable enqueue: once the caller hears 202 the
-        // event is on disk, and the record shows it at once. On one node the record can go in
-        // the background (its writes are applied in order); in a cluster another node may run
-        // the event as soon as it is queued, so the record is stored first, or its late
-        // `pending` could overwrite that node's final record.
-        if self.inner.cluster.is_some() {
-            self.inner
-                .stores
-                .executions
-                .record(record.clone(), None)
-                .await?;
-        } else {
-            self.inner
-                .stores
-                .executions
-                .record_later(record.clone(), None);
-        }
+        // The pending record first (in the background), then the durable enqueue: once the
+        // caller hears 202 the event is on disk, and the record shows it at once. In a cluster
+        // another node may run the event before this write lands: as an initial record
+        // (`holactl_store::is_initial`) it never replaces the one that node wrote.
+        self.inner
+            .stores
+            .executions
+            .record_later(record.clone(), None);
         self.inner
             .stores
             .queues

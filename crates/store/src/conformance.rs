@@ -168,7 +168,7 @@ pub(crate) fn record(id: &str, function: &str, created_at: i64) -> ExecutionReco
 }
 
 /// Execution records: upsert, read-your-writes for background writes, newest-first listing
-/// with pagination, logs.
+/// with pagination, logs, initial records written only once.
 pub async fn executions(store: &dyn ExecutionStore) {
     store.record(record("e1", "f", 1), None).await.unwrap();
     store.record_later(record("e2", "g", 2), None);
@@ -225,6 +225,25 @@ pub async fn executions(store: &dyn ExecutionStore) {
     assert_eq!(log.data, b"hello\n");
     assert!(log.truncated);
     assert!(store.log("e1").await.unwrap().is_none());
+
+    // The initial record of an accepted event never replaces one already there (a node that
+    // ran the event may have written first); a first one is stored.
+    let mut initial = record("e3", "f", 3);
+    initial.status = ExecutionStatus::Pending;
+    initial.attempts = 0;
+    assert!(crate::is_initial(&initial));
+    store.record(initial.clone(), None).await.unwrap();
+    store.record_later(initial.clone(), None);
+    assert_eq!(
+        store.get("e3").await.unwrap().unwrap().status,
+        ExecutionStatus::Complete
+    );
+    initial.id = "e4".into();
+    store.record_later(initial, None);
+    assert_eq!(
+        store.get("e4").await.unwrap().unwrap().status,
+        ExecutionStatus::Pending
+    );
 }
 
 /// Content addressing: the address is the sha256, puts are idempotent, bad addresses miss.

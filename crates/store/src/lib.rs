@@ -181,10 +181,18 @@ pub struct StoredLog {
     pub truncated: bool,
 }
 
+/// Whether `exec` is the record of a newly accepted event (`pending`, no attempt yet): it is
+/// written only where the execution has no record yet, never over one. In a cluster the node
+/// that accepted an event may write it after another node has already run the event.
+pub fn is_initial(exec: &ExecutionRecord) -> bool {
+    exec.status == holactl_types::ExecutionStatus::Pending && exec.attempts == 0
+}
+
 /// Execution records and logs.
 #[async_trait]
 pub trait ExecutionStore: Send + Sync + 'static {
-    /// Inserts or replaces a record (and its log, when given) durably.
+    /// Inserts or replaces a record (and its log, when given) durably; an initial record
+    /// ([`is_initial`]) is only inserted.
     async fn record(&self, exec: ExecutionRecord, log: Option<StoredLog>)
         -> Result<(), StoreError>;
     /// Inserts or replaces a record in the background: it is visible to every read that starts

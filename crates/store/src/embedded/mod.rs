@@ -264,6 +264,7 @@ fn execution_op(exec: ExecutionRecord, log: Option<StoredLog>, reply: Option<Rep
     Op::Execution {
         body: serde_json::to_string(&exec).unwrap_or_default(),
         charge: holactl_types::usage::Charge::of(&exec),
+        initial: crate::is_initial(&exec),
         id: exec.id,
         function: exec.function,
         created_at: exec.created_at,

@@ -41,6 +41,8 @@ pub(super) enum Op {
         /// What the record is charged now (see `usage.rs`).
         charge: Option<holactl_types::usage::Charge>,
         log: Option<StoredLog>,
+        /// The record of a newly accepted event: written only where there is none yet.
+        initial: bool,
         reply: Option<Reply>,
     },
     Barrier {
@@ -245,8 +247,19 @@ fn apply(
             body,
             charge,
             log,
+            initial,
             reply,
         } => {
+            let exists = || -> rusqlite::Result<bool> {
+                tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM executions WHERE id = ?1)")?
+                    .query_row(params![id], |r| r.get(0))
+            };
+            if initial && exists()? {
+                if let Some(reply) = reply {
+                    replies.push((reply, Ok(0)));
+                }
+                return Ok(());
+            }
             super::usage::account(tx, &id, charge.as_ref())?;
             tx.prepare_cached(
                 "INSERT INTO executions (id, function, created_at, body) VALUES (?1, ?2, ?3, ?4)

@@ -200,6 +200,26 @@ impl Bucket {
         self.publish(key, headers, Bytes::new(), revision).await
     }
 
+    /// Deletes `key` as [`Bucket::delete`] does, then purges its subject up to that marker so
+    /// nothing of it stays in the stream (a write after the marker is kept). For buckets
+    /// nobody watches (queues): a watcher could miss the deletion, and scans would otherwise
+    /// walk one marker per key ever deleted. A failed purge leaves the marker, which readers
+    /// skip.
+    pub async fn remove(&self, key: &str, revision: Option<u64>) -> Result<u64, StoreError> {
+        let marker = self.delete(key, revision).await?;
+        if let Err(e) = self
+            .store
+            .stream
+            .purge()
+            .filter(self.subject(key))
+            .sequence(marker + 1)
+            .await
+        {
+            tracing::debug!(error = %e, bucket = %self.store.name, key, "could not purge a deleted key");
+        }
+        Ok(marker)
+    }
+
     async fn publish(
         &self,
         key: &str,

@@ -133,9 +133,21 @@ impl Buckets {
         let mut headers = HeaderMap::new();
         headers.insert(FUNCTION_HEADER, keys::token(&exec.function).as_str());
         headers.insert(CREATED_AT_HEADER, exec.created_at.to_string().as_str());
-        self.records
-            .write(&key, Some(headers), Bytes::from(body), Expect::Any)
-            .await?;
+        let expect = if crate::is_initial(&exec) {
+            Expect::Absent
+        } else {
+            Expect::Any
+        };
+        match self
+            .records
+            .write(&key, Some(headers), Bytes::from(body), expect)
+            .await
+        {
+            Ok(_) => {}
+            // An initial record where the execution already has one: that one is newer.
+            Err(StoreError::Conflict { .. }) if expect == Expect::Absent => return Ok(()),
+            Err(e) => return Err(e),
+        }
         if let Some(log) = log {
             self.write_log(&key, log).await?;
         }

@@ -429,7 +429,7 @@ impl WorkQueue for NatsStore {
     async fn ack(&self, queue: &str, id: &str, token: &str) -> Result<(), StoreError> {
         self.with_lease(queue, id, token, |item, _| async move {
             self.queue
-                .delete(&item.key, Some(item.revision))
+                .remove(&item.key, Some(item.revision))
                 .await
                 .map(|_| ())
         })
@@ -475,11 +475,11 @@ impl WorkQueue for NatsStore {
                 .dead
                 .write(&item.key, Some(headers), value, Expect::Any)
                 .await?;
-            match self.queue.delete(&item.key, Some(item.revision)).await {
+            match self.queue.remove(&item.key, Some(item.revision)).await {
                 Ok(_) => Ok(()),
                 Err(err) => {
                     // The lease moved on: this delivery does not get to dead-letter it.
-                    if let Err(undo) = self.dead.delete(&item.key, Some(dead_revision)).await {
+                    if let Err(undo) = self.dead.remove(&item.key, Some(dead_revision)).await {
                         tracing::warn!(error = %undo, %queue, %id, "could not undo a dead letter");
                     }
                     Err(err)
@@ -495,7 +495,7 @@ impl WorkQueue for NatsStore {
             let Some(item) = self.queue.get(&key).await? else {
                 return Ok(false);
             };
-            match self.queue.delete(&key, Some(item.revision)).await {
+            match self.queue.remove(&key, Some(item.revision)).await {
                 Ok(_) => return Ok(true),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e),
@@ -607,7 +607,7 @@ impl WorkQueue for NatsStore {
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
-            match self.dead.delete(&key, Some(item.revision)).await {
+            match self.dead.remove(&key, Some(item.revision)).await {
                 Ok(_) | Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
             }
@@ -641,7 +641,7 @@ impl WorkQueue for NatsStore {
         };
         let mut purged = 0;
         for item in victims {
-            match self.dead.delete(&item.key, Some(item.revision)).await {
+            match self.dead.remove(&item.key, Some(item.revision)).await {
                 Ok(_) => purged += 1,
                 Err(StoreError::Conflict { .. }) => {}
                 Err(e) => return Err(e),
