@@ -29,6 +29,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
+use futures_util::StreamExt;
 use holactl_types::ExecutionRecord;
 use serde::{Deserialize, Serialize};
 
@@ -747,14 +748,29 @@ async fn write_item(
             });
         }
         Item::Executions(records) => {
-            // In order, in the background; the last one waits for all of them to be durable.
+            // In order, in the background (one group commit on the embedded store, parallel
+            // lanes on NATS), then read back: a background write that failed is only logged.
             let n = records.len();
+            let ids: Vec<String> = records.iter().map(|(r, _)| r.id.clone()).collect();
             for (i, (record, log)) in records.into_iter().enumerate() {
                 written.logs += u64::from(log.is_some());
                 if i + 1 == n {
                     stores.executions.record(record, log).await?;
                 } else {
                     stores.executions.record_later(record, log);
+                }
+            }
+            let found: Vec<Result<Option<ExecutionRecord>, StoreError>> =
+                futures_util::stream::iter(&ids)
+                    .map(|id| stores.executions.get(id))
+                    .buffered(16)
+                    .collect()
+                    .await;
+            for (id, record) in ids.iter().zip(found) {
+                if record?.is_none() {
+                    return Err(StoreError::Unavailable(format!(
+                        "execution {id} was not stored"
+                    )));
                 }
             }
             written.executions += n as u64;

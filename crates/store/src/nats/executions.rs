@@ -16,9 +16,11 @@
 //!   Usage is the sum over the charges, computed when read (a scan of one small value per
 //!   execution, kept [`super::NatsOptions::usage_ttl`]).
 //!
-//! Writes go through one task per node in call order, as the embedded writer does: a
+//! Writes go through a node's writer lanes, each execution's in call order (one execution
+//! always takes the same lane; sixteen lanes write different executions in parallel): a
 //! `record_later` returns at once, and every read on this node first waits for the writes
-//! queued before it ("a client reads its own writes"; another node sees them once they are
+//! queued before it that it can see (an execution's lane for `get` and `log`, every lane for
+//! listings; "a client reads its own writes"; another node sees them once they are
 //! acknowledged). A crash loses the queued `record_later` writes — as the embedded backend
 //! loses those not yet committed.
 
@@ -72,14 +74,18 @@ struct Buckets {
     chunk: usize,
 }
 
+/// Writer lanes of a node: writes of one execution always take the same lane (in order);
+/// different executions are written in parallel.
+const LANES: usize = 16;
+
 /// The execution side of [`NatsStore`].
 pub(super) struct Executions {
-    tx: mpsc::UnboundedSender<Op>,
+    lanes: Vec<mpsc::UnboundedSender<Op>>,
     buckets: Arc<Buckets>,
 }
 
 impl Executions {
-    /// Starts the writer task (it ends when this is dropped).
+    /// Starts the writer tasks (they end when this is dropped).
     pub fn new(records: Bucket, logs: Bucket, charges: Bucket, max_payload: usize) -> Self {
         let buckets = Arc::new(Buckets {
             records,
@@ -87,42 +93,81 @@ impl Executions {
             charges,
             chunk: max_payload.saturating_sub(HEADROOM).max(HEADROOM),
         });
-        let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
-        let writer = buckets.clone();
-        tokio::spawn(async move {
-            while let Some(op) = rx.recv().await {
-                match op {
-                    Op::Write { exec, log, reply } => {
-                        let id = exec.id.clone();
-                        let result = writer.write(*exec, log).await;
-                        match reply {
-                            Some(reply) => {
-                                let _ = reply.send(result);
-                            }
-                            None => {
-                                if let Err(err) = result {
-                                    tracing::error!(error = %err, execution = %id, "an execution record was not stored");
-                                }
-                            }
-                        }
-                    }
-                    Op::Barrier(reply) => {
-                        let _ = reply.send(());
-                    }
-                }
-            }
-        });
-        Executions { tx, buckets }
+        let lanes = (0..LANES)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel::<Op>();
+                tokio::spawn(run_lane(buckets.clone(), rx));
+                tx
+            })
+            .collect();
+        Executions { lanes, buckets }
+    }
+
+    /// The lane of execution `id`.
+    fn lane(&self, id: &str) -> &mpsc::UnboundedSender<Op> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        &self.lanes[(h.finish() % self.lanes.len() as u64) as usize]
+    }
+
+    fn send(&self, id: &str, op: Op) -> Result<(), StoreError> {
+        self.lane(id)
+            .send(op)
+            .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))
+    }
+
+    /// Waits until every write queued before this call on `lanes` is done.
+    async fn barrier_on<'a>(
+        lanes: impl Iterator<Item = &'a mpsc::UnboundedSender<Op>>,
+    ) -> Result<(), StoreError> {
+        let mut waits = Vec::new();
+        for lane in lanes {
+            let (tx, rx) = oneshot::channel();
+            lane.send(Op::Barrier(tx))
+                .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))?;
+            waits.push(rx);
+        }
+        for rx in waits {
+            rx.await
+                .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))?;
+        }
+        Ok(())
     }
 
     /// Waits until every write queued before this call is done.
     async fn barrier(&self) -> Result<(), StoreError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Op::Barrier(tx))
-            .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))
+        Self::barrier_on(self.lanes.iter()).await
+    }
+
+    /// Waits until every write of execution `id` queued before this call is done.
+    async fn barrier_for(&self, id: &str) -> Result<(), StoreError> {
+        Self::barrier_on(std::iter::once(self.lane(id))).await
+    }
+}
+
+/// One writer lane: its writes, one after the other.
+async fn run_lane(writer: Arc<Buckets>, mut rx: mpsc::UnboundedReceiver<Op>) {
+    while let Some(op) = rx.recv().await {
+        match op {
+            Op::Write { exec, log, reply } => {
+                let id = exec.id.clone();
+                let result = writer.write(*exec, log).await;
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(result);
+                    }
+                    None => {
+                        if let Err(err) = result {
+                            tracing::error!(error = %err, execution = %id, "an execution record was not stored");
+                        }
+                    }
+                }
+            }
+            Op::Barrier(reply) => {
+                let _ = reply.send(());
+            }
+        }
     }
 }
 
@@ -217,31 +262,33 @@ impl ExecutionStore for NatsStore {
         log: Option<StoredLog>,
     ) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.executions
-            .tx
-            .send(Op::Write {
+        let id = exec.id.clone();
+        self.executions.send(
+            &id,
+            Op::Write {
                 exec: Box::new(exec),
                 log,
                 reply: Some(tx),
-            })
-            .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))?;
+            },
+        )?;
         rx.await
             .map_err(|_| StoreError::Unavailable("execution writer stopped".into()))?
     }
 
     fn record_later(&self, exec: ExecutionRecord, log: Option<StoredLog>) {
+        let id = exec.id.clone();
         let op = Op::Write {
             exec: Box::new(exec),
             log,
             reply: None,
         };
-        if self.executions.tx.send(op).is_err() {
+        if self.executions.send(&id, op).is_err() {
             tracing::error!("execution writer stopped; an execution record was dropped");
         }
     }
 
     async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.executions.barrier().await?;
+        self.executions.barrier_for(id).await?;
         match self
             .executions
             .buckets
@@ -304,7 +351,7 @@ impl ExecutionStore for NatsStore {
     }
 
     async fn log(&self, id: &str) -> Result<Option<StoredLog>, StoreError> {
-        self.executions.barrier().await?;
+        self.executions.barrier_for(id).await?;
         let logs = &self.executions.buckets.logs;
         let key = keys::token(id);
         let Some(head) = logs.get(&key).await? else {
