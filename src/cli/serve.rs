@@ -261,7 +261,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
                 .map(|a| format!(" ({a})"))
                 .unwrap_or_default()
         ),
-        None => println!("  admin token: on the node that first joined the cluster"),
+        None => println!(
+            "  admin token: the cluster's (on the node that created it, or in the data dir it \
+             was imported from)"
+        ),
     }
     for warning in engine.warnings() {
         println!("  WARNING: {warning}");
