@@ -758,6 +758,83 @@ async fn two_nodes_spill_over_and_share_a_queue() {
     queue_messages_are_handled_once(&small, &big).await;
 
     reserved_concurrency_holds_across_nodes(&small, &big).await;
+    provisioned_concurrency_is_the_clusters(&small, &big).await;
+}
+
+/// Appends the pid of the node that started it when an instance initialises.
+const INIT_PROBE: &str = r#"
+import os
+
+with open(os.environ["RUNS"], "a") as f:
+    f.write(f"{os.getppid()}\n")
+
+def lambda_handler(event, context):
+    return {}
+"#;
+
+/// Provisioned concurrency 3 over two nodes: three instances initialise in all, spread over
+/// both nodes, and no more start while the setting stays.
+async fn provisioned_concurrency_is_the_clusters(a: &Server, b: &Server) {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let inits = scratch.path().join("inits.log");
+    b.deploy(
+        "provisioned",
+        &[("lambda_function.py", INIT_PROBE, false)],
+        &[
+            "--runtime",
+            "python3.11",
+            "--env",
+            &format!("RUNS={}", inits.display()),
+        ],
+    );
+    let ca = a.client();
+    wait_until(
+        "the function on the other node",
+        Duration::from_secs(2),
+        || {
+            let ca = ca.clone();
+            async move {
+                ca.find_function("provisioned")
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some()
+            }
+        },
+    )
+    .await;
+    b.client()
+        .set_concurrency(
+            "provisioned",
+            &FunctionConcurrency {
+                reserved: None,
+                provisioned: Some(3),
+            },
+        )
+        .await
+        .expect("set provisioned concurrency");
+    wait_until(
+        "three provisioned instances",
+        Duration::from_secs(20),
+        || async { lines(&inits).len() >= 3 },
+    )
+    .await;
+    // The provisioners check twice a second: give them time to overshoot if they would.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pids = lines(&inits);
+    assert_eq!(pids.len(), 3, "instances initialised: {pids:?}");
+    let on_a = pids.iter().filter(|p| **p == a.pid().to_string()).count();
+    let on_b = pids.iter().filter(|p| **p == b.pid().to_string()).count();
+    assert_eq!(
+        (on_a + on_b, on_a.min(on_b)),
+        (3, 1),
+        "spread over both nodes: {pids:?} (nodes {} and {})",
+        a.pid(),
+        b.pid()
+    );
+    println!(
+        "cluster: provisioned concurrency 3 over two nodes: {on_a} + {on_b} instances, 3 in all"
+    );
 }
 
 /// Appends its start and end time (epoch seconds) to the file named by `RUNS`.

@@ -67,12 +67,52 @@ impl Engine {
         }
     }
 
+    /// How many of a function's `n` provisioned instances this node keeps: all of them on one
+    /// node; in a cluster, its share of `n` spread over the live nodes (ordered by id, the
+    /// first `n mod nodes` keep one more), so the cluster as a whole keeps `n`, as the
+    /// setting says.
+    fn provisioned_share(&self) -> impl Fn(u32) -> u32 {
+        let (index, nodes) = match &self.inner.cluster {
+            None => (0, 1),
+            Some(cluster) => {
+                let mut live: Vec<String> = cluster
+                    .nodes
+                    .read()
+                    .map(|nodes| {
+                        nodes
+                            .iter()
+                            .filter(|n| n.live)
+                            .map(|n| n.id.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if !live.contains(&cluster.node_id) {
+                    live.push(cluster.node_id.clone());
+                }
+                live.sort();
+                let index = live
+                    .iter()
+                    .position(|id| *id == cluster.node_id)
+                    .unwrap_or(0);
+                (index as u32, live.len() as u32)
+            }
+        };
+        move |n| share_of(n, index, nodes)
+    }
+
     async fn provision_once(&self, live: &mut Live) {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        let wanted: HashMap<String, u32> = inner.limits.provisioned().into_iter().collect();
+        let share = self.provisioned_share();
+        let wanted: HashMap<String, u32> = inner
+            .limits
+            .provisioned()
+            .into_iter()
+            .map(|(name, n)| (name, share(n)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
         if wanted.is_empty() && live.tickets.is_empty() {
             return;
         }
@@ -180,5 +220,33 @@ impl Engine {
             "instance started"
         );
         Ok(ticket)
+    }
+}
+
+/// Node `index`'s share of `n` over `nodes` nodes: `n / nodes`, plus one for the first
+/// `n % nodes` nodes.
+fn share_of(n: u32, index: u32, nodes: u32) -> u32 {
+    let nodes = nodes.max(1);
+    n / nodes + u32::from(index < n % nodes)
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::share_of;
+
+    #[test]
+    fn shares_add_up_to_the_setting() {
+        for n in 0..12 {
+            for nodes in 1..5 {
+                let shares: Vec<u32> = (0..nodes).map(|i| share_of(n, i, nodes)).collect();
+                assert_eq!(
+                    shares.iter().sum::<u32>(),
+                    n,
+                    "{n} over {nodes}: {shares:?}"
+                );
+                assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+            }
+        }
+        assert_eq!(share_of(3, 0, 1), 3);
     }
 }
