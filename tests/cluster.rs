@@ -759,6 +759,52 @@ async fn two_nodes_spill_over_and_share_a_queue() {
 
     reserved_concurrency_holds_across_nodes(&small, &big).await;
     provisioned_concurrency_is_the_clusters(&small, &big).await;
+    gateway_limits_are_shared(&small, &big).await;
+}
+
+/// A route throttled to a burst of 4 over two nodes: each node admits its share, 2.
+async fn gateway_limits_are_shared(a: &Server, b: &Server) {
+    let out = b.cli([
+        "lambda",
+        "route",
+        "create",
+        "--function",
+        "who",
+        "--method",
+        "GET",
+        "--path",
+        "/limited",
+        "--rate",
+        "0.01",
+        "--burst",
+        "4",
+    ]);
+    crate::util::assert_success(&out, "route create");
+    let client = a.client();
+    let status = |client: Client| async move {
+        client
+            .send(Method::GET, "/gw/default/limited", &[], None)
+            .await
+            .map(|answer| answer.status.as_u16())
+            .unwrap_or(0)
+    };
+    // The route reaches the other node's tables; its first answer there takes a token.
+    wait_until(
+        "the route on the other node",
+        Duration::from_secs(3),
+        || status(client.clone()).map(|s| s == 200),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(status(client.clone()).await);
+    }
+    assert_eq!(
+        statuses,
+        [200, 429, 429],
+        "burst 4 over two nodes: 2 per node"
+    );
+    println!("cluster: a route with burst 4 over two nodes admitted 2 on one node, then 429");
 }
 
 /// Appends the pid of the node that started it when an instance initialises.

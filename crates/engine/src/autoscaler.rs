@@ -348,13 +348,7 @@ impl Engine {
                 }
                 keep
             });
-            let live_nodes = inner.cluster.as_ref().map(|c| {
-                c.nodes
-                    .read()
-                    .map(|nodes| nodes.iter().filter(|n| n.live).count())
-                    .unwrap_or(1)
-                    .max(1) as u64
-            });
+            let live_nodes = inner.cluster.as_ref().map(|_| u64::from(self.live_nodes()));
             for name in &names {
                 let queue = async_queue(name);
                 let depth = depths.get(&queue).copied().unwrap_or_default();

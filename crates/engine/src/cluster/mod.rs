@@ -52,6 +52,20 @@ pub(crate) struct State {
     pub spill: Option<spill::Spill>,
 }
 
+impl crate::Engine {
+    /// How many nodes share the work: the live nodes of the last heartbeat round in a cluster
+    /// (this one at least), 1 on a single server.
+    pub(crate) fn live_nodes(&self) -> u32 {
+        self.inner.cluster.as_ref().map_or(1, |c| {
+            c.nodes
+                .read()
+                .map(|nodes| nodes.iter().filter(|n| n.live).count())
+                .unwrap_or(1)
+                .max(1) as u32
+        })
+    }
+}
+
 /// This node's id: kept in `<data>/node.id` so a restarted node is the same node (its
 /// heartbeat record is overwritten rather than a second one appearing). Created at first
 /// start as `<hostname>-<8 hex digits>`.

@@ -204,11 +204,16 @@ impl Engine {
         let route_limit = route
             .throttle
             .map(|t| (format!("{api_name}/route/{}", route.id), t));
-        let limits: Vec<(&str, &holactl_types::gateway::Throttle)> = route_limit
-            .iter()
-            .chain(key_limit.iter())
-            .map(|(k, t)| (k.as_str(), t))
+        // In a cluster each node admits its share of a limit (the cluster's requests are
+        // spread over the nodes by whatever balances them).
+        let nodes = self.live_nodes();
+        let shared: Vec<(String, holactl_types::gateway::Throttle)> = route_limit
+            .into_iter()
+            .chain(key_limit)
+            .map(|(k, t)| (k, throttle::share(t, nodes)))
             .collect();
+        let limits: Vec<(&str, &holactl_types::gateway::Throttle)> =
+            shared.iter().map(|(k, t)| (k.as_str(), t)).collect();
         if let Err(wait) = self.inner.gateway.buckets.take(&limits, Instant::now()) {
             let mut resp = message(429, "Too Many Requests");
             resp.headers.push((

@@ -1,11 +1,24 @@
 //! Token buckets, in memory: one per route and one per API key, keyed by a string. A request
-//! takes one token from each bucket that applies, or from none.
+//! takes one token from each bucket that applies, or from none. In a cluster each node keeps
+//! its own buckets with its share of every limit ([`share`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use holactl_types::gateway::Throttle;
+
+/// One node's part of `limit` when `nodes` nodes share it: the rate divided among them, and
+/// the burst too (at least one request).
+pub(crate) fn share(limit: Throttle, nodes: u32) -> Throttle {
+    if nodes <= 1 {
+        return limit;
+    }
+    Throttle {
+        rate: limit.rate / f64::from(nodes),
+        burst: limit.burst.div_ceil(nodes).max(1),
+    }
+}
 
 /// One bucket.
 #[derive(Clone, Copy, Debug)]
@@ -135,5 +148,18 @@ mod tests {
         assert!(b.take(&[("route", &route)], t0).is_err());
         b.forget("route");
         assert!(b.take(&[("route", &route)], t0).is_ok());
+    }
+
+    #[test]
+    fn a_cluster_shares_a_limit() {
+        let limit = Throttle {
+            rate: 10.0,
+            burst: 5,
+        };
+        assert_eq!(share(limit, 1), limit);
+        let third = share(limit, 3);
+        assert!((third.rate - 10.0 / 3.0).abs() < 1e-9);
+        assert_eq!(third.burst, 2);
+        assert_eq!(share(limit, 8).burst, 1);
     }
 }
