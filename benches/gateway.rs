@@ -12,6 +12,9 @@
 //! payload format 2.0 event (larger than `{}`), response mapping. Samples: `HOLA_BENCH_GATEWAY`
 //! (default 1000) after `HOLA_BENCH_WARMUP` (100) warm-up requests per row.
 
+#[path = "common/stats.rs"]
+#[allow(dead_code)]
+mod stats;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,6 +25,8 @@ use holactl::client::Client;
 use http::Method;
 use http_body_util::{BodyExt, Full};
 
+use stats::pct;
+
 const BIN: &str = env!("CARGO_BIN_EXE_holactl");
 
 fn env_count(name: &str, default: usize) -> usize {
@@ -30,15 +35,6 @@ fn env_count(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(default)
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn cli(endpoint: &str, token: &str, home: &Path, args: &[&str]) -> anyhow::Result<String> {

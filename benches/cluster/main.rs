@@ -33,6 +33,8 @@
 //! Every node and the nats-server are stopped at the end, also on error.
 
 mod procs;
+#[path = "../common/stats.rs"]
+mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +48,7 @@ use holactl_types::api::CreateFunctionRequest;
 use holactl_types::ExecutionStatus;
 
 use procs::{descendants_cpu, find_nats_server, machine_cpu, process_cpu, Nats, Node, Store};
+use stats::{fmt_ms, ms, pct, sorted};
 
 /// The function every setup runs.
 const FUNCTION: &str = "bench-noop";
@@ -74,35 +77,6 @@ fn env_enabled(name: &str) -> bool {
 /// A progress line on stderr (the tables go to stdout).
 fn progress(since: Instant, what: &str) {
     eprintln!("bench: {what} ({:.1} s)", since.elapsed().as_secs_f64());
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Milliseconds, with µs resolution below 10 ms.
-fn fmt_ms(v: f64) -> String {
-    if v.is_nan() {
-        "–".to_owned()
-    } else if v.abs() < 10.0 {
-        format!("{v:.3} ms")
-    } else {
-        format!("{v:.0} ms")
-    }
 }
 
 /// `value ÷ base`, e.g. `1.42×`.

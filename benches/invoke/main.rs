@@ -37,6 +37,8 @@ mod direct;
 mod memory;
 mod peers;
 mod server;
+#[path = "../common/stats.rs"]
+mod stats;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +52,7 @@ use holactl_types::api::{headers as h, CreateFunctionRequest, UpdateFunctionRequ
 use http_body_util::BodyExt;
 
 use server::{build_noop_runtime, start_loopback, start_server};
+use stats::{fmt_ms, ms, pct, sorted};
 
 /// A function under test.
 struct Fixture {
@@ -86,35 +89,6 @@ fn env_enabled(name: &str) -> bool {
             "0" | "false" | "no" | "off"
         )
     })
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Milliseconds, with µs resolution below 10 ms.
-fn fmt_ms(v: f64) -> String {
-    if v.is_nan() {
-        "–".to_owned()
-    } else if v.abs() < 10.0 {
-        format!("{v:.3} ms")
-    } else {
-        format!("{v:.1} ms")
-    }
 }
 
 fn fixtures(noop: &Path) -> anyhow::Result<Vec<Fixture>> {
