@@ -348,7 +348,10 @@ impl Engine {
                 }
                 keep
             });
-            let live_nodes = inner.cluster.as_ref().map(|_| u64::from(self.live_nodes()));
+            let live_nodes = inner
+                .cluster
+                .as_ref()
+                .map(|_| u64::from(self.cluster_position().1));
             for name in &names {
                 let queue = async_queue(name);
                 let depth = depths.get(&queue).copied().unwrap_or_default();

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use holactl_sandbox::instance::INIT_TIMEOUT;
 
+use crate::cluster::share_of;
 use crate::pool::Worker;
 use crate::{Engine, EngineError, Runnable};
 
@@ -68,35 +69,9 @@ impl Engine {
     }
 
     /// How many of a function's `n` provisioned instances this node keeps: all of them on one
-    /// node; in a cluster, its share of `n` spread over the live nodes (ordered by id, the
-    /// first `n mod nodes` keep one more), so the cluster as a whole keeps `n`, as the
-    /// setting says.
+    /// node, its share in a cluster, so the cluster as a whole keeps `n`, as the setting says.
     fn provisioned_share(&self) -> impl Fn(u32) -> u32 {
-        let (index, nodes) = match &self.inner.cluster {
-            None => (0, 1),
-            Some(cluster) => {
-                let mut live: Vec<String> = cluster
-                    .nodes
-                    .read()
-                    .map(|nodes| {
-                        nodes
-                            .iter()
-                            .filter(|n| n.live)
-                            .map(|n| n.id.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if !live.contains(&cluster.node_id) {
-                    live.push(cluster.node_id.clone());
-                }
-                live.sort();
-                let index = live
-                    .iter()
-                    .position(|id| *id == cluster.node_id)
-                    .unwrap_or(0);
-                (index as u32, live.len() as u32)
-            }
-        };
+        let (index, nodes) = self.cluster_position();
         move |n| share_of(n, index, nodes)
     }
 
@@ -223,16 +198,9 @@ impl Engine {
     }
 }
 
-/// Node `index`'s share of `n` over `nodes` nodes: `n / nodes`, plus one for the first
-/// `n % nodes` nodes.
-fn share_of(n: u32, index: u32, nodes: u32) -> u32 {
-    let nodes = nodes.max(1);
-    n / nodes + u32::from(index < n % nodes)
-}
-
 #[cfg(test)]
 mod share_tests {
-    use super::share_of;
+    use crate::cluster::share_of;
 
     #[test]
     fn shares_add_up_to_the_setting() {

@@ -53,17 +53,41 @@ pub(crate) struct State {
 }
 
 impl crate::Engine {
-    /// How many nodes share the work: the live nodes of the last heartbeat round in a cluster
-    /// (this one at least), 1 on a single server.
-    pub(crate) fn live_nodes(&self) -> u32 {
-        self.inner.cluster.as_ref().map_or(1, |c| {
-            c.nodes
-                .read()
-                .map(|nodes| nodes.iter().filter(|n| n.live).count())
-                .unwrap_or(1)
-                .max(1) as u32
-        })
+    /// This node's place among the nodes that share the work: `(index, count)` over the live
+    /// nodes of the last heartbeat round ordered by id (this one always among them); `(0, 1)`
+    /// on a single server. Limits a cluster holds as a whole are split by it ([`share_of`]).
+    pub(crate) fn cluster_position(&self) -> (u32, u32) {
+        let Some(cluster) = &self.inner.cluster else {
+            return (0, 1);
+        };
+        let mut live: Vec<String> = cluster
+            .nodes
+            .read()
+            .map(|nodes| {
+                nodes
+                    .iter()
+                    .filter(|n| n.live)
+                    .map(|n| n.id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !live.contains(&cluster.node_id) {
+            live.push(cluster.node_id.clone());
+        }
+        live.sort();
+        let index = live
+            .iter()
+            .position(|id| *id == cluster.node_id)
+            .unwrap_or(0);
+        (index as u32, live.len() as u32)
     }
+}
+
+/// Node `index`'s share of `n` over `nodes` nodes: `n / nodes`, plus one for the first
+/// `n % nodes` nodes, so the shares add up to `n`.
+pub(crate) fn share_of(n: u32, index: u32, nodes: u32) -> u32 {
+    let nodes = nodes.max(1);
+    n / nodes + u32::from(index < n % nodes)
 }
 
 /// This node's id: kept in `<data>/node.id` so a restarted node is the same node (its

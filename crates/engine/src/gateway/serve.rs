@@ -206,11 +206,11 @@ impl Engine {
             .map(|t| (format!("{api_name}/route/{}", route.id), t));
         // In a cluster each node admits its share of a limit (the cluster's requests are
         // spread over the nodes by whatever balances them).
-        let nodes = self.live_nodes();
+        let (index, nodes) = self.cluster_position();
         let shared: Vec<(String, holactl_types::gateway::Throttle)> = route_limit
             .into_iter()
             .chain(key_limit)
-            .map(|(k, t)| (k, throttle::share(t, nodes)))
+            .map(|(k, t)| (k, throttle::share(t, index, nodes)))
             .collect();
         let limits: Vec<(&str, &holactl_types::gateway::Throttle)> =
             shared.iter().map(|(k, t)| (k.as_str(), t)).collect();

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use holactl_types::gateway::Throttle;
 
-/// One node's part of `limit` when `nodes` nodes share it: the rate divided among them, and
-/// the burst too (at least one request).
-pub(crate) fn share(limit: Throttle, nodes: u32) -> Throttle {
+/// Node `index`'s part of `limit` when `nodes` nodes share it: the rate divided among them,
+/// the burst split so the parts add up to it (at least one request each).
+pub(crate) fn share(limit: Throttle, index: u32, nodes: u32) -> Throttle {
     if nodes <= 1 {
         return limit;
     }
     Throttle {
         rate: limit.rate / f64::from(nodes),
-        burst: limit.burst.div_ceil(nodes).max(1),
+        burst: crate::cluster::share_of(limit.burst, index, nodes).max(1),
     }
 }
 
@@ -156,10 +156,10 @@ mod tests {
             rate: 10.0,
             burst: 5,
         };
-        assert_eq!(share(limit, 1), limit);
-        let third = share(limit, 3);
-        assert!((third.rate - 10.0 / 3.0).abs() < 1e-9);
-        assert_eq!(third.burst, 2);
-        assert_eq!(share(limit, 8).burst, 1);
+        assert_eq!(share(limit, 0, 1), limit);
+        let thirds: Vec<Throttle> = (0..3).map(|i| share(limit, i, 3)).collect();
+        assert!((thirds[0].rate - 10.0 / 3.0).abs() < 1e-9);
+        assert_eq!(thirds.iter().map(|t| t.burst).sum::<u32>(), 5);
+        assert_eq!(share(limit, 7, 8).burst, 1);
     }
 }
