@@ -175,6 +175,20 @@ async fn executions(client: &Client, function: &str) -> BTreeMap<String, Value> 
     }
 }
 
+/// Waits (up to 2 s) until `node` knows function `name`, deployed through another node.
+async fn function_visible(node: &Server, name: &str) {
+    let client = node.client();
+    wait_until(
+        &format!("function {name} on node {}", node.endpoint()),
+        Duration::from_secs(2),
+        || {
+            let client = client.clone();
+            async move { client.find_function(name).await.is_ok_and(|f| f.is_some()) }
+        },
+    )
+    .await;
+}
+
 /// The nodes' live count as `node` sees it in its health document.
 async fn live_nodes(node: &Server) -> (u64, usize) {
     let health = node.client().health().await.expect("health");
@@ -233,19 +247,7 @@ async fn three_nodes_share_work_and_survive_losing_one() {
     );
     let mut seen_after = Vec::new();
     for n in &nodes[1..] {
-        let client = n.client();
-        wait_until("the function on every node", Duration::from_secs(2), || {
-            let client = client.clone();
-            async move {
-                client
-                    .find_function("worker")
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some()
-            }
-        })
-        .await;
+        function_visible(n, "worker").await;
         seen_after.push(deployed.elapsed());
     }
     for (i, n) in nodes.iter().enumerate() {
@@ -651,16 +653,7 @@ async fn two_nodes_spill_over_and_share_a_queue() {
         &[("lambda_function.py", WHO, false)],
         &["--runtime", "python3.11"],
     );
-    let client = big.client();
-    wait_until(
-        "the function on the other node",
-        Duration::from_secs(2),
-        || {
-            let client = client.clone();
-            async move { client.find_function("who").await.ok().flatten().is_some() }
-        },
-    )
-    .await;
+    function_visible(&big, "who").await;
     // Three at once through the node that has one slot.
     let client = small.client();
     let calls: Vec<_> = (0..3)
@@ -833,22 +826,7 @@ async fn provisioned_concurrency_is_the_clusters(a: &Server, b: &Server) {
             &format!("RUNS={}", inits.display()),
         ],
     );
-    let ca = a.client();
-    wait_until(
-        "the function on the other node",
-        Duration::from_secs(2),
-        || {
-            let ca = ca.clone();
-            async move {
-                ca.find_function("provisioned")
-                    .await
-                    .ok()
-                    .flatten()
-                    .is_some()
-            }
-        },
-    )
-    .await;
+    function_visible(a, "provisioned").await;
     b.client()
         .set_concurrency(
             "provisioned",
