@@ -198,8 +198,18 @@ pub fn validate_username(name: &str) -> Result<(), ValidationError> {
             "may only contain lowercase letters, digits, '_', '.' and '-', and must start with a letter or digit",
         ));
     }
+    if RESERVED_USERNAMES.contains(&name) {
+        return Err(ValidationError::new(
+            "username",
+            format!("{name:?} is reserved (it names the platform itself in audit trails and tokens)"),
+        ));
+    }
     Ok(())
 }
+
+/// Names the platform uses for itself as an actor (the admin token, internal changes, self
+/// registration): no user may take them.
+pub const RESERVED_USERNAMES: &[&str] = &["admin", "system", "self-registration"];
 
 /// Checks a password's length.
 pub fn validate_password(field: &str, password: &str) -> Result<(), ValidationError> {
@@ -222,7 +232,16 @@ mod tests {
         for ok in ["ana", "dev.ops-1", "0x_robot"] {
             assert!(validate_username(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Ana", "-ana", "ana smith", "ana/..", &"a".repeat(65)] {
+        for bad in [
+            "ab",
+            "Ana",
+            "-ana",
+            "ana smith",
+            "ana/..",
+            &"a".repeat(65),
+            "admin",
+            "system",
+        ] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
         assert!(validate_password("password", "12345678").is_ok());

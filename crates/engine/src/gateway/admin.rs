@@ -24,10 +24,6 @@ const MAX_DESCRIPTION_LEN: usize = 256;
 /// Longest scope.
 const MAX_SCOPE_LEN: usize = 128;
 
-fn api_not_found(api: &str) -> EngineError {
-    EngineError::ResourceNotFound(format!("API {api:?} does not exist"))
-}
-
 fn conflict(what: String) -> EngineError {
     EngineError::Conflict(what)
 }
@@ -141,7 +137,7 @@ impl Engine {
     async fn require_api(&self, api: &str) -> Result<StoredApi, EngineError> {
         self.stored_api(api)
             .await?
-            .ok_or_else(|| api_not_found(api))
+            .ok_or_else(|| crate::identity::ResourceKind::Api.not_found(api))
     }
 
     /// The `what` named `name` stored under `prefix` in an existing API.
@@ -245,7 +241,7 @@ impl Engine {
             return Ok(a);
         }
         if api != DEFAULT_API {
-            return Err(api_not_found(api));
+            return Err(crate::identity::ResourceKind::Api.not_found(api));
         }
         match self
             .create_api(
@@ -288,7 +284,7 @@ impl Engine {
         let kv = &self.inner.stores.kv;
         let key = format!("{API_PREFIX}{api}");
         validate_gateway_name("api", api)?;
-        let entry = kv.get(&key).await?.ok_or_else(|| api_not_found(api))?;
+        let entry = kv.get(&key).await?.ok_or_else(|| crate::identity::ResourceKind::Api.not_found(api))?;
         let before: StoredApi = decode(&entry.value)?;
         let mut after = before.clone();
         after.cors = cors;

@@ -206,12 +206,14 @@ impl Engine {
             .map(|t| (format!("{api_name}/route/{}", route.id), t));
         // In a cluster each node admits its share of a limit (the cluster's requests are
         // spread over the nodes by whatever balances them).
-        let (index, nodes) = self.cluster_position();
-        let shared: Vec<(String, holactl_types::gateway::Throttle)> = route_limit
-            .into_iter()
-            .chain(key_limit)
-            .map(|(k, t)| (k, throttle::share(t, index, nodes)))
-            .collect();
+        let mut shared: Vec<(String, holactl_types::gateway::Throttle)> =
+            route_limit.into_iter().chain(key_limit).collect();
+        if !shared.is_empty() {
+            let (index, nodes) = self.cluster_position();
+            for (_, t) in &mut shared {
+                *t = throttle::share(*t, index, nodes);
+            }
+        }
         let limits: Vec<(&str, &holactl_types::gateway::Throttle)> =
             shared.iter().map(|(k, t)| (k.as_str(), t)).collect();
         if let Err(wait) = self.inner.gateway.buckets.take(&limits, Instant::now()) {

@@ -114,24 +114,6 @@ impl Refusal {
     }
 }
 
-/// Percent-decodes a path segment; `None` when malformed or not UTF-8.
-fn decode_segment(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Parses the method and path (after `/hola/v1/`) into a target, validating names.
 pub(crate) fn route(method: &Method, path: &str) -> Result<Target, Refusal> {
     let not_found = || {
@@ -165,7 +147,7 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<Target, Refusal> {
             format!("invalid {field}: {message}"),
         )
     };
-    let name = decode_segment(raw).ok_or_else(|| invalid("path", "bad percent-encoding".into()))?;
+    let name = crate::gateway::table::percent_decode(raw).ok_or_else(|| invalid("path", "bad percent-encoding".into()))?;
     match segments[0] {
         "functions" => {
             let (function, qualifier) = split_qualified(&name);

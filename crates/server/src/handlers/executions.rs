@@ -71,14 +71,24 @@ pub async fn list(
             return Err(ResourceKind::Function.not_found(f).into());
         }
     }
-    let executions: Vec<_> = engine
-        .list_executions(q.function, q.before, limit)
-        .await?
-        .into_iter()
-        .filter(|e| {
+    // Pages are filled with what the caller may see: records of other projects' functions
+    // are skipped and the next page read, so a page is short only at the end of the history.
+    let mut executions = Vec::new();
+    let mut before = q.before;
+    loop {
+        let page = engine
+            .list_executions(q.function.clone(), before, limit)
+            .await?;
+        let more = page.len() == limit;
+        before = page.last().map(|e| e.id.clone());
+        executions.extend(page.into_iter().filter(|e| {
             crate::tenancy::visible(&engine, &principal, ResourceKind::Function, &e.function)
-        })
-        .collect();
+        }));
+        if executions.len() >= limit || !more {
+            break;
+        }
+    }
+    executions.truncate(limit);
     let next = (executions.len() == limit)
         .then(|| executions.last().map(|e| e.id.clone()))
         .flatten();
