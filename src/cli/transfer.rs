@@ -101,6 +101,14 @@ async fn open(args: &StoreArgs, creating: bool) -> anyhow::Result<Opened> {
     })
 }
 
+/// What describes the nodes running now, not the platform: never carried.
+fn transient() -> Vec<String> {
+    holactl_engine::cluster::TRANSIENT_PREFIXES
+        .iter()
+        .map(|p| (*p).to_owned())
+        .collect()
+}
+
 /// Progress on stderr: a bar per section on a terminal, else one line per section.
 struct Progress {
     verb: &'static str,
@@ -191,6 +199,7 @@ pub async fn export(g: &GlobalOpts, args: ExportArgs) -> anyhow::Result<Outcome>
         std::io::BufWriter::new(tmp),
         ExportOptions {
             executions: !args.no_executions,
+            transient: transient(),
         },
         &mut |s| progress.step(s),
     )
@@ -240,7 +249,10 @@ pub async fn import(g: &GlobalOpts, args: ImportArgs) -> anyhow::Result<Outcome>
     let result = transfer::import(
         &opened.stores,
         &args.file,
-        ImportOptions { force: args.force },
+        ImportOptions {
+            force: args.force,
+            transient: transient(),
+        },
         &mut |s| progress.step(s),
     )
     .await;

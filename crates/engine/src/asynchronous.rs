@@ -190,6 +190,14 @@ impl Engine {
         self.inner.config.lease_margin.as_millis() as i64
     }
 
+    /// How long an invocation of a function with timeout `timeout_s` may hold what it claims
+    /// from the shared store (an async delivery's lease, a reserved-concurrency slot), ms: the
+    /// timeout plus the lease margin. One bound for both, so a dead node's slots come back
+    /// when its deliveries do.
+    pub(crate) fn invocation_bound_ms(&self, timeout_s: u32) -> i64 {
+        i64::from(timeout_s) * 1000 + self.lease_margin_ms()
+    }
+
     /// Tells the dispatcher `name`'s queue may have ready work (`arrival`: a new event), and
     /// the autoscaler when arrivals call for an early check.
     pub(crate) fn signal_async(&self, name: &str, arrival: bool) {
@@ -422,8 +430,7 @@ impl Engine {
             .await;
             return;
         }
-        let lease_until =
-            now_ms() + i64::from(run.config.timeout_s) * 1000 + self.lease_margin_ms();
+        let lease_until = now_ms() + self.invocation_bound_ms(run.config.timeout_s);
         let _ = stores
             .queues
             .extend(queue, &leased.id, &leased.token, lease_until)
@@ -435,14 +442,6 @@ impl Engine {
         req.accepted_at = Some(leased.enqueued_at);
         req.wait_for_capacity = true;
         let outcome = self.invoke(&msg.function, req).await;
-        if self.inner.cluster.is_some() {
-            // On the NATS store the execution record is written by a background task while
-            // queue operations are not: a read waits for this node's queued writes, so the
-            // final record is stored before the message is settled. Otherwise a node killed
-            // between the two could leave the event acked and its record still `running`.
-            // (The embedded store commits both in one writer, in order.)
-            let _ = stores.executions.get(&msg.execution_id).await;
-        }
         let failure = match &outcome {
             Ok(resp) => match resp.record.status {
                 ExecutionStatus::Complete | ExecutionStatus::Cancelled => None,
@@ -457,6 +456,7 @@ impl Engine {
             Err(e) => Some(format!("{}: {}", e.code(), e.public_message())),
         };
         let Some(reason) = failure else {
+            self.flush_record(&msg.execution_id).await;
             let _ = stores.queues.ack(queue, &leased.id, &leased.token).await;
             if let Some(key) = &msg.idempotency_key {
                 self.idempotency_finish(&msg.function, key).await;
@@ -484,13 +484,10 @@ impl Engine {
                     // Shown as pending again until the next attempt ends.
                     let mut record = resp.record.clone();
                     record.status = ExecutionStatus::Pending;
-                    // Stored before the retry is queued where another node may take it.
-                    if self.inner.cluster.is_some() {
-                        let _ = stores.executions.record(record, None).await;
-                    } else {
-                        stores.executions.record_later(record, None);
-                    }
+                    stores.executions.record_later(record, None);
                 }
+                // Stored before the retry is queued where another node may take it.
+                self.flush_record(&msg.execution_id).await;
                 let _ = stores
                     .queues
                     .retry(
@@ -517,6 +514,15 @@ impl Engine {
         }
     }
 
+    /// Waits until this node's writes of execution `id` are stored, before its event is
+    /// settled ([`holactl_store::ExecutionStore::flush`]); a failure is logged (the event is
+    /// settled anyway: its record is as current as the store allows).
+    async fn flush_record(&self, id: &str) {
+        if let Err(e) = self.inner.stores.executions.flush(id).await {
+            tracing::warn!(error = %e, execution = %id, "an execution record may lag its event");
+        }
+    }
+
     async fn settle_dead(&self, queue: &str, leased: &Leased, msg: &AsyncMessage, reason: &str) {
         let stores = &self.inner.stores;
         tracing::warn!(
@@ -526,6 +532,7 @@ impl Engine {
             reason,
             "async invocation dead-lettered"
         );
+        self.flush_record(&msg.execution_id).await;
         if let Err(e) = stores
             .queues
             .dead_letter(queue, &leased.id, &leased.token, reason, now_ms())

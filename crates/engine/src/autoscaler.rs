@@ -348,10 +348,7 @@ impl Engine {
                 }
                 keep
             });
-            let live_nodes = inner
-                .cluster
-                .as_ref()
-                .map(|_| u64::from(self.cluster_position().1));
+            let position = inner.cluster.as_ref().map(|_| self.cluster_position());
             for name in &names {
                 let queue = async_queue(name);
                 let depth = depths.get(&queue).copied().unwrap_or_default();
@@ -362,8 +359,12 @@ impl Engine {
                 // Ready + leased; leased events are either running here or about to be. In a
                 // cluster every node sees the whole shared queue: each takes its share of the
                 // ready events, plus what it runs itself.
-                w.backlog = match live_nodes {
-                    Some(nodes) => depth.ready.div_ceil(nodes) + u64::from(w.running),
+                w.backlog = match position {
+                    Some((index, nodes)) => {
+                        let ready = u32::try_from(depth.ready).unwrap_or(u32::MAX);
+                        u64::from(crate::cluster::share_of(ready, index, nodes))
+                            + u64::from(w.running)
+                    }
                     None => depth.ready + depth.in_flight.max(u64::from(w.running)),
                 };
                 w.arrivals = 0;

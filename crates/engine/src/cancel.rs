@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use crate::invoke::InvokeResponse;
 
 /// Cluster mode: `cancel/<execution id>` asks the node running the execution to stop it.
-pub(crate) const CANCEL_PREFIX: &str = "cancel/";
+pub const CANCEL_PREFIX: &str = "cancel/";
 use crate::{now_ms, Engine, EngineError, Runnable};
 
 /// A running execution's entry in the cancel registry; removed when dropped.

@@ -396,8 +396,7 @@ impl Engine {
                     kv: &inner.stores.kv,
                     node: &cluster.node_id,
                     function: name,
-                    hold_ms: i64::from(run.config.timeout_s) * 1000
-                        + inner.config.lease_margin.as_millis() as i64,
+                    hold_ms: self.invocation_bound_ms(run.config.timeout_s),
                 };
                 let limits = &inner.limits;
                 match claim

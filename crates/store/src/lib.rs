@@ -198,6 +198,11 @@ pub trait ExecutionStore: Send + Sync + 'static {
     /// Inserts or replaces a record in the background: it is visible to every read that starts
     /// after this call, and durable at the next group commit.
     fn record_later(&self, exec: ExecutionRecord, log: Option<StoredLog>);
+    /// Waits until every write of execution `id` queued before this call is stored, so a
+    /// queue operation that settles the execution (ack, retry, dead letter) never overtakes
+    /// its record: a node that dies in between leaves the event queued, not acked with its
+    /// record behind.
+    async fn flush(&self, id: &str) -> Result<(), StoreError>;
     /// One record.
     async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Records, newest first.

@@ -11,8 +11,8 @@
 //! - `messages.jsonl`: every queued message (async invocations, queue messages, webhook
 //!   deliveries), live and dead, with its attempts and times. Leases are not carried.
 //! - `kv.jsonl`: every metadata key (functions, versions, aliases, triggers, schedules, users,
-//!   tokens, secrets still encrypted under the master key, settings) but what describes the
-//!   nodes running now (heartbeats, concurrency slots held).
+//!   tokens, secrets still encrypted under the master key, settings) but the prefixes the
+//!   caller names as describing the nodes running now ([`ExportOptions::transient`]).
 //! - `end.json`: how many of each there are, so a cut archive is told from a whole one.
 //!
 //! An import reads the archive twice: first to check all of it (format, every JSON line,
@@ -43,9 +43,6 @@ pub const FORMAT: &str = "holactl-export";
 pub const VERSION: u32 = 1;
 /// Execution records per `executions/<n>.jsonl` entry.
 pub const EXECUTIONS_PER_FILE: usize = 1000;
-/// Keys neither exported nor counted when deciding whether a target is empty: they describe
-/// the nodes running now, not the platform.
-pub const TRANSIENT_PREFIXES: &[&str] = &["nodes/", "slots/"];
 
 const MANIFEST: &str = "manifest.json";
 const END: &str = "end.json";
@@ -181,24 +178,33 @@ pub struct Step {
 }
 
 /// What an export includes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ExportOptions {
     /// Execution records and logs (history); off makes a smaller archive of the platform's
     /// definition, code and queued work.
     pub executions: bool,
+    /// Key prefixes left out: state of the nodes running now rather than of the platform
+    /// (the engine names them: heartbeats, concurrency slots, cancel requests).
+    pub transient: Vec<String>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { executions: true }
+        ExportOptions {
+            executions: true,
+            transient: Vec::new(),
+        }
     }
 }
 
 /// How an import treats its target.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
     /// Write into a store that already holds keys (the archive's keys replace theirs).
     pub force: bool,
+    /// Key prefixes not counted when deciding whether the target is empty (as
+    /// [`ExportOptions::transient`]).
+    pub transient: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -251,8 +257,8 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn transient(key: &str) -> bool {
-    TRANSIENT_PREFIXES.iter().any(|p| key.starts_with(p))
+fn transient(prefixes: &[String], key: &str) -> bool {
+    prefixes.iter().any(|p| key.starts_with(p.as_str()))
 }
 
 struct Writer<W: Write> {
@@ -422,7 +428,7 @@ pub async fn export<W: Write>(
         .list("")
         .await?
         .into_iter()
-        .filter(|(key, _)| !transient(key))
+        .filter(|(key, _)| !transient(&options.transient, key))
         .map(|(key, entry)| KvLine {
             key,
             value: b64().encode(&entry.value),
@@ -693,7 +699,7 @@ pub async fn import(
             .await?
             .into_iter()
             .map(|(key, _)| key)
-            .filter(|key| !transient(key))
+            .filter(|key| !transient(&options.transient, key))
             .collect();
         if let Some(example) = held.first() {
             return Err(TransferError::TargetNotEmpty {

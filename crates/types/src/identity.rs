@@ -201,7 +201,9 @@ pub fn validate_username(name: &str) -> Result<(), ValidationError> {
     if RESERVED_USERNAMES.contains(&name) {
         return Err(ValidationError::new(
             "username",
-            format!("{name:?} is reserved (it names the platform itself in audit trails and tokens)"),
+            format!(
+                "{name:?} is reserved (it names the platform itself in audit trails and tokens)"
+            ),
         ));
     }
     Ok(())

@@ -32,6 +32,14 @@ use holactl_types::observability::ClusterNode;
 
 use crate::EngineError;
 
+/// Key prefixes of the state of the nodes running now rather than of the platform
+/// (heartbeats, reserved-concurrency slots, cancel requests): an export leaves them out.
+pub const TRANSIENT_PREFIXES: &[&str] = &[
+    nodes::NODE_PREFIX,
+    slots::SLOT_PREFIX,
+    crate::cancel::CANCEL_PREFIX,
+];
+
 /// The node id file inside the data dir.
 pub const NODE_ID_FILE: &str = "node.id";
 

@@ -12,7 +12,7 @@ use holactl_types::observability::{ClusterNode, ClusterStatus};
 use crate::{now_ms, Engine, EngineError};
 
 /// Where heartbeats live.
-pub(crate) const NODE_PREFIX: &str = "nodes/";
+pub const NODE_PREFIX: &str = "nodes/";
 /// How often a node writes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node is live while its last heartbeat is at most this old.

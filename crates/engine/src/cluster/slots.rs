@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{now_ms, EngineError};
 
 /// Prefix of every function's slots.
-pub(crate) const SLOT_PREFIX: &str = "slots/";
+pub const SLOT_PREFIX: &str = "slots/";
 /// Compare-and-set races lost in a row before a claim looks again from the listing.
 const RACES: usize = 4;
 /// Pause between looks while waiting for a slot.

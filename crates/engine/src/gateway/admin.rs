@@ -284,7 +284,10 @@ impl Engine {
         let kv = &self.inner.stores.kv;
         let key = format!("{API_PREFIX}{api}");
         validate_gateway_name("api", api)?;
-        let entry = kv.get(&key).await?.ok_or_else(|| crate::identity::ResourceKind::Api.not_found(api))?;
+        let entry = kv
+            .get(&key)
+            .await?
+            .ok_or_else(|| crate::identity::ResourceKind::Api.not_found(api))?;
         let before: StoredApi = decode(&entry.value)?;
         let mut after = before.clone();
         after.cors = cors;

@@ -147,7 +147,8 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<Target, Refusal> {
             format!("invalid {field}: {message}"),
         )
     };
-    let name = crate::gateway::table::percent_decode(raw).ok_or_else(|| invalid("path", "bad percent-encoding".into()))?;
+    let name = crate::gateway::table::percent_decode(raw)
+        .ok_or_else(|| invalid("path", "bad percent-encoding".into()))?;
     match segments[0] {
         "functions" => {
             let (function, qualifier) = split_qualified(&name);

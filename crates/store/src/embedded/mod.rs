@@ -297,6 +297,12 @@ impl ExecutionStore for EmbeddedStore {
         }
     }
 
+    async fn flush(&self, _id: &str) -> Result<(), StoreError> {
+        // Records and queue operations go through the one writer, in call order: a queue
+        // operation queued after a record is committed with it or after it.
+        Ok(())
+    }
+
     async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         self.barrier().await?;
         let id = id.to_owned();

@@ -287,6 +287,10 @@ impl ExecutionStore for NatsStore {
         }
     }
 
+    async fn flush(&self, id: &str) -> Result<(), StoreError> {
+        self.executions.barrier_for(id).await
+    }
+
     async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         self.executions.barrier_for(id).await?;
         match self

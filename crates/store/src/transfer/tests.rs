@@ -7,6 +7,25 @@ use super::*;
 use crate::embedded::EmbeddedStore;
 use crate::{NewMessage, UsageQuery};
 
+/// What these tests treat as node state (as the engine names its own).
+fn transient() -> Vec<String> {
+    vec!["nodes/".to_owned()]
+}
+
+fn export_options() -> ExportOptions {
+    ExportOptions {
+        transient: transient(),
+        ..Default::default()
+    }
+}
+
+fn import_options(force: bool) -> ImportOptions {
+    ImportOptions {
+        force,
+        transient: transient(),
+    }
+}
+
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
@@ -73,7 +92,7 @@ async fn contents(
         .await
         .unwrap()
         .into_iter()
-        .filter(|(k, _)| !transient(k))
+        .filter(|(k, _)| !super::transient(&transient(), k))
         .map(|(k, e)| (k, e.value))
         .collect();
     let mut executions = Vec::new();
@@ -105,7 +124,7 @@ async fn contents(
 
 async fn export_to(stores: &Stores, path: &Path) -> Counts {
     let file = std::fs::File::create(path).unwrap();
-    let (_, counts) = export(stores, file, ExportOptions::default(), &mut |_| {})
+    let (_, counts) = export(stores, file, export_options(), &mut |_| {})
         .await
         .unwrap();
     counts
@@ -129,7 +148,7 @@ pub(crate) async fn round_trip(from: &Stores, to: &Stores, dir: &Path) {
         }
     );
     let mut sections = Vec::new();
-    let (manifest, written) = import(to, &path, ImportOptions::default(), &mut |s| {
+    let (manifest, written) = import(to, &path, import_options(false), &mut |s| {
         if sections.last() != Some(&s.section) {
             sections.push(s.section);
         }
@@ -146,12 +165,12 @@ pub(crate) async fn round_trip(from: &Stores, to: &Stores, dir: &Path) {
     assert!(to.kv.get("nodes/n1").await.unwrap().is_none());
 
     // A second import is refused without --force and changes nothing with it.
-    let again = import(to, &path, ImportOptions::default(), &mut |_| {}).await;
+    let again = import(to, &path, import_options(false), &mut |_| {}).await;
     assert!(
         matches!(again, Err(TransferError::TargetNotEmpty { keys: 2, .. })),
         "{again:?}"
     );
-    import(to, &path, ImportOptions { force: true }, &mut |_| {})
+    import(to, &path, import_options(true), &mut |_| {})
         .await
         .unwrap();
     assert_eq!(contents(to).await, contents(from).await);
@@ -179,14 +198,17 @@ async fn without_executions() {
     let (_, counts) = export(
         &from,
         file,
-        ExportOptions { executions: false },
+        ExportOptions {
+            executions: false,
+            ..export_options()
+        },
         &mut |_| {},
     )
     .await
     .unwrap();
     assert_eq!((counts.executions, counts.keys), (0, 2));
     let to = EmbeddedStore::open(b_.path()).unwrap();
-    import(&to, &path, ImportOptions::default(), &mut |_| {})
+    import(&to, &path, import_options(false), &mut |_| {})
         .await
         .unwrap();
     assert!(to
@@ -274,7 +296,7 @@ async fn bad_archives_write_nothing() {
     cases.push(("empty file", at("missing"), "archive_invalid"));
 
     for (what, path, code) in cases {
-        let err = import(&to, &path, ImportOptions::default(), &mut |_| {})
+        let err = import(&to, &path, import_options(false), &mut |_| {})
             .await
             .expect_err(what);
         assert_eq!(err.code(), code, "{what}: {err}");
@@ -288,7 +310,7 @@ async fn bad_archives_write_nothing() {
     let missing = import(
         &to,
         &dir.path().join("nope"),
-        ImportOptions::default(),
+        import_options(false),
         &mut |_| {},
     )
     .await
