@@ -80,9 +80,9 @@ impl NatsAuthArgs {
             (Some(user), Some(password)) => Some((user.clone(), password.clone())),
             (None, None) => None,
             (Some(_), None) => anyhow::bail!(
-                "--nats-user needs a password: set HOLACTL_NATS_PASSWORD (or --nats-password)"
+                "invalid_argument: --nats-user needs a password: set HOLACTL_NATS_PASSWORD (or --nats-password)"
             ),
-            (None, Some(_)) => anyhow::bail!("a NATS password needs --nats-user"),
+            (None, Some(_)) => anyhow::bail!("invalid_argument: a NATS password needs --nats-user"),
         };
         Ok(NatsAuth {
             creds_file: self.nats_creds.clone(),

@@ -368,20 +368,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether secret `name` exists (one key read).
+    pub async fn secret_exists(&self, name: &str) -> Result<bool, EngineError> {
+        Ok(self.inner.stores.kv.get(&secret_key(name)).await?.is_some())
+    }
+
     /// Fails with `INVALID_INPUT` when a binding names a secret that does not exist.
     pub(crate) async fn check_secrets_exist(
         &self,
         config: &FunctionConfig,
     ) -> Result<(), EngineError> {
         for (var, secret) in &config.secrets {
-            if self
-                .inner
-                .stores
-                .kv
-                .get(&secret_key(secret))
-                .await?
-                .is_none()
-            {
+            if !self.secret_exists(secret).await? {
                 return Err(EngineError::invalid(
                     &format!("secrets.{var}"),
                     format!("secret {secret:?} does not exist; create it with `holactl lambda secret set {secret}`"),

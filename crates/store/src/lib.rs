@@ -52,6 +52,15 @@ impl StoreError {
     pub(crate) fn unavailable(err: impl std::fmt::Display) -> Self {
         StoreError::Unavailable(err.to_string())
     }
+
+    /// A lease on message `id` of `queue` that no longer holds (it expired and the message
+    /// was delivered again, or the message was removed).
+    pub(crate) fn lease_lost(queue: &str, id: &str) -> Self {
+        StoreError::Conflict {
+            key: format!("{queue}/{id}"),
+            reason: "lease lost (expired and re-delivered, or message removed)".into(),
+        }
+    }
 }
 
 /// A stored value and its revision.

@@ -121,7 +121,9 @@ impl Spill {
             .connect(url)
             .await
             .map_err(|e| {
-                EngineError::Internal(format!("connecting to NATS at {url} (spill-over): {e}"))
+                EngineError::from(holactl_store::StoreError::Unavailable(format!(
+                    "connecting to NATS at {url} (spill-over): {e}"
+                )))
             })?;
         Ok(Spill {
             client,

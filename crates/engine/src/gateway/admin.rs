@@ -331,7 +331,6 @@ impl Engine {
                 }
             }
         }
-        self.inner.gateway.buckets.forget(&format!("{api}/"));
         tracing::info!(api = %api, "API deleted");
         self.audit(
             actor,
@@ -754,10 +753,6 @@ impl Engine {
                 Err(e) => return Err(e.into()),
             }
             self.refresh_api(api).await?;
-            self.inner
-                .gateway
-                .buckets
-                .forget(&format!("{api}/key/{id}"));
         }
         let view = stored.view();
         self.audit(

@@ -260,6 +260,10 @@ impl Engine {
             if let Ok(mut apis) = self.inner.gateway.apis.write() {
                 apis.remove(name);
             }
+            self.inner
+                .gateway
+                .buckets
+                .retain_api(name, &Default::default());
             return Ok(());
         };
         let api: StoredApi = decode(&entry.value)?;
@@ -293,13 +297,24 @@ impl Engine {
             DEFAULT_STAGE.to_owned(),
             Arc::new(self.compile_table(&routes, &authorizers)),
         );
+        let mut stage_routes = Vec::new();
         for (_, e) in kv.list(&format!("{STAGE_PREFIX}{name}/")).await? {
             let s: StoredStage = decode(&e.value)?;
             stages.insert(
                 s.name.clone(),
                 Arc::new(self.compile_table(&s.routes, &s.authorizers)),
             );
+            stage_routes.push(s.routes);
         }
+        // Throttle buckets of routes and keys that are gone are dropped (here, so every
+        // node drops them when it follows the change).
+        let live: std::collections::HashSet<String> = routes
+            .iter()
+            .chain(stage_routes.iter().flatten())
+            .map(|r| throttle::route_bucket(name, &r.id))
+            .chain(keys.values().map(|k| throttle::key_bucket(name, &k.id)))
+            .collect();
+        self.inner.gateway.buckets.retain_api(name, &live);
         let compiled = CompiledApi {
             name: api.name.clone(),
             id: api.id.clone(),

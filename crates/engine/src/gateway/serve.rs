@@ -163,7 +163,7 @@ impl Engine {
                 };
                 key_limit = active
                     .throttle
-                    .map(|t| (format!("{api_name}/key/{}", active.id), t));
+                    .map(|t| (throttle::key_bucket(api_name, &active.id), t));
             }
             RouteAuth::Jwt => {
                 let Some(authorizer) = route
@@ -203,7 +203,7 @@ impl Engine {
         }
         let route_limit = route
             .throttle
-            .map(|t| (format!("{api_name}/route/{}", route.id), t));
+            .map(|t| (throttle::route_bucket(api_name, &route.id), t));
         // In a cluster each node admits its share of a limit (the cluster's requests are
         // spread over the nodes by whatever balances them).
         let mut shared: Vec<(String, holactl_types::gateway::Throttle)> =

@@ -84,13 +84,27 @@ impl Buckets {
         }
     }
 
-    /// Forgets the buckets whose key starts with `prefix` (a deleted route or key).
-    pub fn forget(&self, prefix: &str) {
+    /// Keeps of API `api`'s buckets only those in `live` (the routes and active keys it has
+    /// now): a deleted or revoked one starts afresh if it comes back.
+    pub fn retain_api(&self, api: &str, live: &std::collections::HashSet<String>) {
+        let prefix = format!("{api}/");
         if let Ok(mut buckets) = self.buckets.lock() {
-            buckets.retain(|k, _| !k.starts_with(prefix));
+            buckets.retain(|k, _| !k.starts_with(&prefix) || live.contains(k));
         }
     }
 }
+
+/// The bucket of route `id` of API `api`.
+pub(crate) fn route_bucket(api: &str, id: &str) -> String {
+    format!("{api}/route/{id}")
+}
+
+/// The bucket of API key `id` of API `api`.
+pub(crate) fn key_bucket(api: &str, id: &str) -> String {
+    format!("{api}/key/{id}")
+}
+
+impl Buckets {}
 
 /// `Retry-After` in whole seconds (at least 1).
 pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
@@ -138,16 +152,22 @@ mod tests {
             rate: 1.0,
             burst: 1,
         };
+        let (r, k) = (route_bucket("a", "r"), key_bucket("a", "k"));
         let t0 = Instant::now();
-        assert!(b.take(&[("route", &route), ("key", &key)], t0).is_ok());
+        assert!(b
+            .take(&[(r.as_str(), &route), (k.as_str(), &key)], t0)
+            .is_ok());
         // The key's bucket is empty: the route's token is not spent either.
-        assert!(b.take(&[("route", &route), ("key", &key)], t0).is_err());
+        assert!(b
+            .take(&[(r.as_str(), &route), (k.as_str(), &key)], t0)
+            .is_err());
         for _ in 0..9 {
-            assert!(b.take(&[("route", &route)], t0).is_ok());
+            assert!(b.take(&[(r.as_str(), &route)], t0).is_ok());
         }
-        assert!(b.take(&[("route", &route)], t0).is_err());
-        b.forget("route");
-        assert!(b.take(&[("route", &route)], t0).is_ok());
+        assert!(b.take(&[(r.as_str(), &route)], t0).is_err());
+        // The route is gone from API a (its key stays): its bucket is dropped.
+        b.retain_api("a", &[k.clone()].into_iter().collect());
+        assert!(b.take(&[(r.as_str(), &route)], t0).is_ok());
     }
 
     #[test]

@@ -121,11 +121,6 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// Whether a secret exists.
-    pub async fn secret_exists(&self, name: &str) -> Result<bool, EngineError> {
-        Ok(self.list_secrets().await?.iter().any(|s| s.name == name))
-    }
-
     /// Records that `project` owns a resource just created.
     pub async fn set_owner(
         &self,

@@ -38,13 +38,6 @@ CREATE TABLE IF NOT EXISTS dead_messages (
 ) WITHOUT ROWID;
 ";
 
-fn lost(queue: &str, id: &str) -> StoreError {
-    StoreError::Conflict {
-        key: format!("{queue}/{id}"),
-        reason: "lease lost (expired and re-delivered, or message removed)".into(),
-    }
-}
-
 fn holds_lease(c: &Connection, queue: &str, id: &str, token: &str) -> rusqlite::Result<bool> {
     Ok(
         c.prepare_cached("SELECT lease_token FROM messages WHERE queue = ?1 AND id = ?2")?
@@ -79,7 +72,7 @@ impl EmbeddedStore {
         let (queue, id, token) = (queue.to_owned(), id.to_owned(), token.to_owned());
         self.apply(Box::new(move |c| {
             if !holds_lease(c, &queue, &id, &token)? {
-                return Ok(Err(lost(&queue, &id)));
+                return Ok(Err(StoreError::lease_lost(&queue, &id)));
             }
             f(c, &queue, &id)?;
             Ok(Ok(QueueReply::Unit))

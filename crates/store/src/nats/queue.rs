@@ -129,13 +129,6 @@ fn died_at(item: &Item) -> Option<i64> {
     item.header(DIED_AT_HEADER)?.parse().ok()
 }
 
-fn lost(queue: &str, id: &str) -> StoreError {
-    StoreError::Conflict {
-        key: format!("{queue}/{id}"),
-        reason: "lease lost (expired and re-delivered, or message removed)".into(),
-    }
-}
-
 /// Adds one live message's state to `depth` as seen at `now`.
 fn count(depth: &mut QueueDepth, oldest: &mut Option<i64>, state: &State, now: i64) {
     if state.visible_at <= now {
@@ -226,20 +219,20 @@ impl NatsStore {
         let key = keys::queue_key(queue, id);
         for _ in 0..CAS_ATTEMPTS {
             let Some(item) = self.queue.get(&key).await? else {
-                return Err(lost(queue, id));
+                return Err(StoreError::lease_lost(queue, id));
             };
             let Some(state) = State::of(&item) else {
-                return Err(lost(queue, id));
+                return Err(StoreError::lease_lost(queue, id));
             };
             if !state.leased || state.token.as_deref() != Some(token) {
-                return Err(lost(queue, id));
+                return Err(StoreError::lease_lost(queue, id));
             }
             match f(item, state).await {
                 Err(StoreError::Conflict { .. }) => continue,
                 other => return other,
             }
         }
-        Err(lost(queue, id))
+        Err(StoreError::lease_lost(queue, id))
     }
 
     async fn set_state(&self, item: &Item, state: &State) -> Result<u64, StoreError> {
