@@ -168,7 +168,7 @@ pub(crate) fn record(id: &str, function: &str, created_at: i64) -> ExecutionReco
 }
 
 /// Execution records: upsert, read-your-writes for background writes, newest-first listing
-/// with pagination, logs, initial records written only once.
+/// with pagination, every id oldest first, logs, initial records written only once.
 pub async fn executions(store: &dyn ExecutionStore) {
     store.record(record("e1", "f", 1), None).await.unwrap();
     store.record_later(record("e2", "g", 2), None);
@@ -244,6 +244,8 @@ pub async fn executions(store: &dyn ExecutionStore) {
         store.get("e4").await.unwrap().unwrap().status,
         ExecutionStatus::Pending
     );
+    store.flush("e4").await.unwrap();
+    assert_eq!(store.ids().await.unwrap(), ["e1", "e2", "e3", "e4"]);
 }
 
 /// Content addressing: the address is the sha256, puts are idempotent, bad addresses miss.

@@ -216,6 +216,8 @@ pub trait ExecutionStore: Send + Sync + 'static {
     async fn get(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Records, newest first.
     async fn list(&self, query: ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError>;
+    /// The id of every record, oldest first, in one pass (a whole-store export).
+    async fn ids(&self) -> Result<Vec<String>, StoreError>;
     /// The log of an execution, if it has one.
     async fn log(&self, id: &str) -> Result<Option<StoredLog>, StoreError>;
     /// Usage per function and UTC day: the sum, over the current records, of each final

@@ -33,9 +33,7 @@ use futures_util::StreamExt;
 use holactl_types::ExecutionRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    is_sha256_hex, sha256_hex, Death, ExecutionQuery, StoreError, StoredLog, StoredMessage, Stores,
-};
+use crate::{is_sha256_hex, sha256_hex, Death, StoreError, StoredLog, StoredMessage, Stores};
 
 /// The `format` of an archive's manifest.
 pub const FORMAT: &str = "holactl-export";
@@ -344,50 +342,35 @@ pub async fn export<W: Write>(
     }
 
     if options.executions {
-        // Listed newest first a page at a time; written oldest first, so an import inserts
-        // them in their order.
-        let mut records: Vec<ExecutionRecord> = Vec::new();
-        loop {
-            let page = stores
-                .executions
-                .list(ExecutionQuery {
-                    function: None,
-                    before: records.last().map(|r| r.id.clone()),
-                    limit: EXECUTIONS_PER_FILE,
-                })
-                .await?;
-            if page.is_empty() {
-                break;
-            }
-            records.extend(page);
-        }
-        records.reverse();
-        let total = Some(records.len() as u64);
+        // Oldest first, so an import inserts them in their order; records read a chunk at a
+        // time (one that expired meanwhile is skipped).
+        let ids = stores.executions.ids().await?;
+        let total = Some(ids.len() as u64);
         progress(Step {
             section: "executions",
             done: 0,
             total,
         });
-        for (n, chunk) in records.chunks(EXECUTIONS_PER_FILE).enumerate() {
+        for (n, chunk) in ids.chunks(EXECUTIONS_PER_FILE).enumerate() {
             let mut lines = Vec::with_capacity(chunk.len());
-            for record in chunk {
-                let log = stores.executions.log(&record.id).await?.map(|l| {
+            for id in chunk {
+                let Some(record) = stores.executions.get(id).await? else {
+                    continue;
+                };
+                let log = stores.executions.log(id).await?.map(|l| {
                     counts.logs += 1;
                     LogLine {
                         data: b64().encode(&l.data),
                         truncated: l.truncated,
                     }
                 });
-                lines.push(ExecutionLine {
-                    record: record.clone(),
-                    log,
-                });
+                lines.push(ExecutionLine { record, log });
             }
             w.append_lines(&format!("{EXECUTIONS_DIR}{:06}.jsonl", n + 1), &lines)?;
             counts.executions += lines.len() as u64;
             progress(Step {
                 section: "executions",
-                done: counts.executions,
+                done: (n * EXECUTIONS_PER_FILE + chunk.len()) as u64,
                 total,
             });
         }

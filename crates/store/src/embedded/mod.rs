@@ -319,6 +319,16 @@ impl ExecutionStore for EmbeddedStore {
         .await
     }
 
+    async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        self.barrier().await?;
+        self.read(|c| {
+            c.prepare("SELECT id FROM executions ORDER BY seq")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+
     async fn list(&self, query: ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
         self.barrier().await?;
         self.read(move |c| {

@@ -135,6 +135,32 @@ impl Executions {
         Ok(())
     }
 
+    /// `(created_at, id, key)` of every record (only `function`'s when given), newest first by
+    /// `(created_at, id)`: one headers-only scan.
+    async fn index(
+        &self,
+        function: Option<&str>,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut index: Vec<(i64, String, String)> = self
+            .buckets
+            .records
+            .scan(">", true)
+            .await?
+            .into_iter()
+            .filter_map(|item| {
+                let id = keys::untoken(&item.key)?;
+                let of = keys::untoken(item.header(FUNCTION_HEADER)?)?;
+                if function.is_some_and(|f| f != of) {
+                    return None;
+                }
+                let created_at: i64 = item.header(CREATED_AT_HEADER)?.parse().ok()?;
+                Some((created_at, id, item.key))
+            })
+            .collect();
+        index.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        Ok(index)
+    }
+
     /// Waits until every write queued before this call is done.
     async fn barrier(&self) -> Result<(), StoreError> {
         Self::barrier_on(self.lanes.iter()).await
@@ -305,25 +331,17 @@ impl ExecutionStore for NatsStore {
         }
     }
 
+    async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        self.executions.barrier().await?;
+        let mut index = self.executions.index(None).await?;
+        index.reverse();
+        Ok(index.into_iter().map(|(_, id, _)| id).collect())
+    }
+
     async fn list(&self, query: ExecutionQuery) -> Result<Vec<ExecutionRecord>, StoreError> {
         self.executions.barrier().await?;
         let records = &self.executions.buckets.records;
-        // (created_at, id, key) of every record, newest first.
-        let mut index: Vec<(i64, String, String)> = records
-            .scan(">", true)
-            .await?
-            .into_iter()
-            .filter_map(|item| {
-                let id = keys::untoken(&item.key)?;
-                let function = keys::untoken(item.header(FUNCTION_HEADER)?)?;
-                if query.function.as_ref().is_some_and(|f| *f != function) {
-                    return None;
-                }
-                let created_at: i64 = item.header(CREATED_AT_HEADER)?.parse().ok()?;
-                Some((created_at, id, item.key))
-            })
-            .collect();
-        index.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+        let index = self.executions.index(query.function.as_deref()).await?;
         let start = match &query.before {
             // Only records older than `before`; none when it is unknown (as embedded).
             Some(before) => match index.iter().position(|(_, id, _)| id == before) {

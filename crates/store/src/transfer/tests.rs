@@ -5,7 +5,7 @@ use holactl_types::ExecutionStatus;
 
 use super::*;
 use crate::embedded::EmbeddedStore;
-use crate::{NewMessage, UsageQuery};
+use crate::{ExecutionQuery, NewMessage, UsageQuery};
 
 /// What these tests treat as node state (as the engine names its own).
 fn transient() -> Vec<String> {
