@@ -154,6 +154,15 @@ pub fn verify(admin_hash: &[u8; 32], presented: &str) -> bool {
     hash(presented).ct_eq(admin_hash).into()
 }
 
+/// The token of an `Authorization: Bearer …` header (the scheme in any case).
+pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +236,17 @@ mod tests {
         let file = std::fs::read_to_string(dir.path().join(TOKEN_FILE)).unwrap();
         assert_eq!(file.trim(), token);
         assert!(!dir.path().join(PENDING_TOKEN_FILE).exists());
+    }
+
+    #[test]
+    fn bearer_header() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert("authorization", "Bearer abc ".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers), Some("abc"));
+        headers.insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
     }
 }

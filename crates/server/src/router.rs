@@ -183,12 +183,7 @@ pub fn router(engine: Engine) -> Router {
 
 /// The token of an `Authorization: Bearer …` header.
 pub(crate) fn bearer(req: &Request) -> Option<&str> {
-    req.headers()
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    holactl_engine::auth::bearer(req.headers())
 }
 
 async fn require_token(

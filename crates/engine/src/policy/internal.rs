@@ -173,15 +173,6 @@ pub(crate) fn route(method: &Method, path: &str) -> Result<Target, Refusal> {
     }
 }
 
-/// The bearer token of a call.
-fn bearer(headers: &http::HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
 /// Whether `policy` allows `target`.
 pub(crate) fn allows(policy: &holactl_types::policy::ExecutionPolicy, target: &Target) -> bool {
     match target {
@@ -294,7 +285,7 @@ impl Engine {
         };
         let claims = match authenticate(
             &self.inner.policy.key,
-            bearer(&call.headers),
+            crate::auth::bearer(&call.headers),
             &call.instance_id,
             call.active_request_id.as_deref(),
             now_ms(),
@@ -568,18 +559,6 @@ mod tests {
         // Another key: a token of another (or a restarted) server.
         let other = TokenKey::from_bytes(&[2; 32]).mint(&claims);
         assert!(refused(auth(Some(&other), "i1", Some("x1"), 0)).contains("signature"));
-    }
-
-    #[test]
-    fn bearer_header() {
-        let mut headers = http::HeaderMap::new();
-        assert_eq!(bearer(&headers), None);
-        headers.insert("authorization", "Bearer abc ".parse().unwrap());
-        assert_eq!(bearer(&headers), Some("abc"));
-        headers.insert("authorization", "bearer abc".parse().unwrap());
-        assert_eq!(bearer(&headers), Some("abc"));
-        headers.insert("authorization", "Basic abc".parse().unwrap());
-        assert_eq!(bearer(&headers), None);
     }
 
     #[test]
