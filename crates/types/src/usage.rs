@@ -59,8 +59,8 @@ pub fn day_string(day: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// What one execution is charged, as the store aggregates it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What one execution is charged, as the store aggregates it (and keeps it, on NATS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Charge {
     /// Function name.
     pub function: String,

@@ -32,7 +32,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use holactl_types::usage::{Charge, DayUsage};
 use holactl_types::ExecutionRecord;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bucket::{Bucket, Expect};
@@ -47,15 +46,6 @@ const TRUNCATED_HEADER: &str = "Hola-Log-Truncated";
 const HEADROOM: usize = 16 * 1024;
 /// Bodies read at once when a listing fetches its page.
 const FETCH_CONCURRENCY: usize = 32;
-
-/// A charge as stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredCharge {
-    function: String,
-    day: i64,
-    billed_ms: u64,
-    mb_ms: u64,
-}
 
 enum Op {
     Write {
@@ -224,13 +214,7 @@ impl Buckets {
         }
         match Charge::of(&exec) {
             Some(charge) => {
-                let stored = StoredCharge {
-                    function: charge.function,
-                    day: charge.day,
-                    billed_ms: charge.billed_ms,
-                    mb_ms: charge.mb_ms,
-                };
-                let value = serde_json::to_vec(&stored).map_err(StoreError::unavailable)?;
+                let value = serde_json::to_vec(&charge).map_err(StoreError::unavailable)?;
                 self.charges
                     .write(&key, None, Bytes::from(value), Expect::Any)
                     .await?;
@@ -403,7 +387,7 @@ impl ExecutionStore for NatsStore {
         self.executions.barrier().await?;
         let mut sums: BTreeMap<(i64, String), DayUsage> = BTreeMap::new();
         for item in self.executions.buckets.charges.scan(">", false).await? {
-            let Ok(charge) = serde_json::from_slice::<StoredCharge>(&item.value) else {
+            let Ok(charge) = serde_json::from_slice::<Charge>(&item.value) else {
                 tracing::warn!(key = %item.key, "skipping a corrupt usage charge");
                 continue;
             };
