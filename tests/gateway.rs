@@ -1180,3 +1180,77 @@ async fn cors_preflights_and_hostile_requests() {
     let a = call(&keyed, Method::GET, "/api/v1/functions", &[], None).await;
     assert_eq!(a.status.as_u16(), 401);
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_cors_and_request_id() {
+    let server = Server::start().await;
+    server.deploy(
+        "app",
+        &[("lambda_function.py", PY_APP, false)],
+        &["--runtime", "python3.11"],
+    );
+    let anon = server.client_with_token(None);
+    cli_ok(
+        &server,
+        &[
+            "lambda",
+            "api",
+            "create",
+            "uploads",
+            "--allow-origin",
+            "https://app.example.com",
+            "--allow-method",
+            "POST",
+        ],
+    );
+    cli_ok(
+        &server,
+        &[
+            "lambda",
+            "route",
+            "create",
+            "--api",
+            "uploads",
+            "--method",
+            "POST",
+            "--path",
+            "/upload",
+            "--function",
+            "app",
+        ],
+    );
+    // Over the sync payload limit: refused after routing, before the function runs, and
+    // answered like any routed request (CORS headers, request id, counted for the route).
+    let big = vec![b'x'; holactl_types::limits::MAX_SYNC_PAYLOAD_BYTES + 1024];
+    let a = call(
+        &anon,
+        Method::POST,
+        "/gw/uploads/upload",
+        &[("origin", "https://app.example.com")],
+        Some(&big),
+    )
+    .await;
+    assert_message(&a, 413, "Request Entity Too Large");
+    assert_eq!(
+        a.header("access-control-allow-origin"),
+        Some("https://app.example.com"),
+        "{:?}",
+        a.headers
+    );
+    let request_id = a.header("apigw-requestid").unwrap_or_default();
+    assert!(!request_id.is_empty(), "{:?}", a.headers);
+    assert_eq!(a.header("x-hola-execution-id"), Some(request_id));
+    let executions = server
+        .client()
+        .list_executions(Some("app"), 10)
+        .await
+        .expect("executions");
+    assert!(executions.executions.is_empty(), "nothing ran");
+    let text = server.client().metrics().await.expect("metrics");
+    assert!(
+        text.contains(
+            r#"holactl_gateway_requests_total{api="uploads",route="POST /upload",status="413"} 1"#
+        ),
+        "{text}"
+    );
+}

@@ -537,7 +537,7 @@ impl Engine {
         req.validate()?;
         if let Some(file) = &req.jwks_file {
             // Checked now so that a typo is an error, not a route that refuses every token.
-            let bytes = std::fs::read(file).map_err(|e| {
+            let bytes = tokio::fs::read(file).await.map_err(|e| {
                 EngineError::invalid("jwks_file", format!("cannot read {file}: {e}"))
             })?;
             let keys = super::jwt::parse_jwks(&bytes, req.algorithm)

@@ -1,6 +1,7 @@
 //! One gateway request, in two steps so the body is read only for a request that will run:
 //! [`Engine::gateway_route`] (header limits → API → path → stage → CORS preflight → route →
 //! auth → throttle) and [`Engine::gateway_invoke`] (event → invoke → response mapping).
+//! A routed request whose body cannot be taken is answered by [`Engine::gateway_refuse`].
 //!
 //! Answers follow API Gateway's HTTP APIs: `{"message":"Not Found"}` (404),
 //! `{"message":"Unauthorized"}` (401), `{"message":"Forbidden"}` (403),
@@ -267,20 +268,18 @@ impl Engine {
 
     /// Runs the route's function with the request's event and maps its answer.
     pub async fn gateway_invoke(&self, p: Pending, body: Bytes) -> HttpResponse {
-        let api_name = p.api.name.clone();
-        let route_key = p.route.route_key.clone();
         let payload = Bytes::from(self.gateway_event(&p, &body));
         let mut invoke = InvokeRequest::new(payload, Trigger::Http);
         invoke.qualifier = p.route.qualifier.clone();
         invoke.execution_id = Some(p.request_id.clone());
-        let mut resp = match self.invoke(&p.route.function, invoke).await {
+        let resp = match self.invoke(&p.route.function, invoke).await {
             Ok(out) => match &out.record.error {
                 Some(err) if err.code == ErrorCode::Timeout => message(503, "Service Unavailable"),
                 Some(_) => message(502, "Internal Server Error"),
                 None => match map_response(&out.body) {
                     Ok(r) => r,
                     Err(m) => {
-                        tracing::warn!(api = %api_name, route = %route_key, execution = %p.request_id, error = %m.0, "malformed function response");
+                        tracing::warn!(api = %p.api.name, route = %p.route.route_key, execution = %p.request_id, error = %m.0, "malformed function response");
                         message(502, "Internal Server Error")
                     }
                 },
@@ -289,10 +288,22 @@ impl Engine {
             Err(EngineError::PayloadTooLarge { .. }) => message(413, "Request Entity Too Large"),
             Err(EngineError::ShuttingDown) => message(503, "Service Unavailable"),
             Err(e) => {
-                tracing::warn!(api = %api_name, route = %route_key, function = %p.route.function, error = %e, "gateway invocation failed");
+                tracing::warn!(api = %p.api.name, route = %p.route.route_key, function = %p.route.function, error = %e, "gateway invocation failed");
                 message(500, "Internal Server Error")
             }
         };
+        self.gateway_finish(&p, resp)
+    }
+
+    /// Answers a routed request with `{"message": …}` without running its function (a body
+    /// too large or unreadable), finished like every other answer of a routed request.
+    pub fn gateway_refuse(&self, p: Pending, status: u16, text: &str) -> HttpResponse {
+        self.gateway_finish(&p, message(status, text))
+    }
+
+    /// What every answer of a routed request gets: the matched CORS headers, the request
+    /// id headers, and its count in the route's metrics.
+    fn gateway_finish(&self, p: &Pending, mut resp: HttpResponse) -> HttpResponse {
         if p.api.cors.is_some() {
             // The API's CORS configuration decides; the function's own CORS headers go.
             resp.headers.retain(|(k, _)| !cors::is_cors_header(k));
@@ -302,7 +313,7 @@ impl Engine {
             .push(("apigw-requestid".into(), p.request_id.clone()));
         resp.headers
             .push((h::EXECUTION_ID.to_owned(), p.request_id.clone()));
-        self.gateway_count(&api_name, &route_key, resp.status);
+        self.gateway_count(&p.api.name, &p.route.route_key, resp.status);
         resp
     }
 

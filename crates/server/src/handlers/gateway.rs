@@ -305,9 +305,15 @@ async fn serve(engine: &Engine, api: &str, path: &str, req: Request) -> Response
             {
                 Ok(b) => b.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return gateway_message(413, "Request Entity Too Large")
+                    return into_response(engine.gateway_refuse(
+                        *pending,
+                        413,
+                        "Request Entity Too Large",
+                    ))
                 }
-                Err(_) => return gateway_message(400, "Bad Request"),
+                Err(_) => {
+                    return into_response(engine.gateway_refuse(*pending, 400, "Bad Request"))
+                }
             };
             into_response(engine.gateway_invoke(*pending, body).await)
         }
