@@ -11,8 +11,8 @@
 //! when it is missing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,15 +20,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use holactl::client::Client;
+use holactl_store::nats::testing::NatsServer;
 use holactl_types::concurrency::FunctionConcurrency;
 use holactl_types::queue::SendMessageRequest;
 use http::Method;
 use serde_json::{json, Value};
 
 use crate::util::{assert_api_error, json, queue_with_trigger, wait_until, Server, ServerBuilder};
-
-/// Where Debian's package puts the server; otherwise it must be on `PATH`.
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// Appends the request id to the file named by `RUNS` once the handler has done its work:
 /// one line = one run to completion.
@@ -58,83 +56,14 @@ const TOTAL: usize = 300;
 /// timeout, a dead node's deliveries are free again 7 s after they started at most.
 const LEASE_MARGIN: &str = "4s";
 
-/// A `nats-server -js` on a free loopback port with its storage in a temporary directory,
-/// killed on drop.
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Nats {
-        let binary = find_nats_server();
-        let dir = tempfile::Builder::new()
-            .prefix("holactl-cluster-nats-")
-            .tempdir()
-            .expect("a temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = Command::new(&binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path().join("js"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("nats.log")).expect("creating nats.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not listen on port {port} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_nats_server() -> PathBuf {
-    let debian = PathBuf::from(NATS_SERVER);
-    if debian.is_file() {
-        return debian;
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("nats-server"))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "nats-server is not installed, and the cluster test needs a real one: install it \
-                 (Debian/Ubuntu: `apt-get install nats-server`; or put the binary on PATH)"
-            )
-        })
-}
-
 /// A node of the test cluster.
-fn node(nats: &Nats, namespace: &str, master_key: &str) -> ServerBuilder {
+fn node(nats: &NatsServer, namespace: &str, master_key: &str) -> ServerBuilder {
     Server::builder()
         // Functions write their runs to a file the test reads.
         .isolation("process")
         .env("HOLACTL_MASTER_KEY", master_key)
         .arg("--nats")
-        .arg(&nats.url)
+        .arg(nats.url())
         .arg("--nats-namespace")
         .arg(namespace)
         .arg("--async-lease-margin")
@@ -199,7 +128,7 @@ async fn live_nodes(node: &Server) -> (u64, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_share_work_and_survive_losing_one() {
     let test_started = Instant::now();
-    let nats = Nats::start();
+    let nats = NatsServer::start();
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
     let master_key = hex::encode(rand_bytes());
     let n1 = node(&nats, &namespace, &master_key).start().await;
@@ -574,10 +503,10 @@ async fn three_nodes_share_work_and_survive_losing_one() {
 }
 
 /// A node started with another master key exits with a message naming the cause.
-async fn refuse_wrong_master_key(nats: &Nats, namespace: &str) {
+async fn refuse_wrong_master_key(nats: &NatsServer, namespace: &str) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let out = tokio::task::spawn_blocking({
-        let url = nats.url.clone();
+        let url = nats.url().to_owned();
         let namespace = namespace.to_owned();
         let data = dir.path().join("data");
         move || {
@@ -633,7 +562,7 @@ def lambda_handler(event, context):
 /// through the other; a queue polled by both nodes handles each message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_spill_over_and_share_a_queue() {
-    let nats = Nats::start();
+    let nats = NatsServer::start();
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
     let master_key = hex::encode(rand_bytes());
     let small = node(&nats, &namespace, &master_key)
@@ -1171,14 +1100,14 @@ async fn an_embedded_data_dir_moves_into_a_cluster() {
     assert_failure(&out, "export over an existing file");
     assert!(stderr(&out).contains("file_exists"), "{}", stderr(&out));
 
-    let nats = Nats::start();
+    let nats = NatsServer::start();
     let namespace = format!("t{}", uuid::Uuid::new_v4().simple());
     let import = [
         "lambda",
         "import",
         &archive_arg,
         "--nats",
-        &nats.url,
+        nats.url(),
         "--nats-namespace",
         &namespace,
     ];

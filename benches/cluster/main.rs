@@ -9,7 +9,7 @@
 //!    the same `HOLACTL_MASTER_KEY`; the admin token is the one the first node created.
 //!
 //! The bench starts one `nats-server -js` on a free port with its storage in a temp dir; without
-//! `nats-server` (`/usr/sbin/nats-server` or on `PATH`) it says so and measures the baseline
+//! `nats-server` (in `/usr/sbin`, `/usr/bin`, `/usr/local/bin` or on `PATH`) it says so and measures the baseline
 //! only. Per setup, through the HTTP API with the typed client ([`holactl::client::Client`]):
 //!
 //! - sync latency at concurrency 1: `HOLA_BENCH_SYNC` (500) invokes after `HOLA_BENCH_WARMUP`
@@ -47,7 +47,8 @@ use holactl::client::Client;
 use holactl_types::api::CreateFunctionRequest;
 use holactl_types::ExecutionStatus;
 
-use procs::{descendants_cpu, find_nats_server, machine_cpu, process_cpu, Nats, Node, Store};
+use holactl_store::nats::testing::{find_nats_server, NatsServer};
+use procs::{descendants_cpu, machine_cpu, process_cpu, Node, Store};
 use stats::{fmt_ms, ms, pct, sorted};
 
 /// The function every setup runs.
@@ -601,16 +602,17 @@ async fn run() -> anyhow::Result<()> {
 
     let mut nats_note = String::new();
     // The nodes of a setup are stopped inside `setup`, before this is dropped.
-    let mut nats: Option<Nats> = None;
+    let mut nats: Option<NatsServer> = None;
     if !env_enabled("HOLA_BENCH_NATS") {
         nats_note = "NATS setups skipped (HOLA_BENCH_NATS=0).".to_owned();
     } else if let Some(binary) = find_nats_server() {
         progress(total, &format!("starting {}", binary.display()));
-        nats = Some(Nats::start(&binary, &tmp.path().join("nats"))?);
+        nats = Some(NatsServer::try_start_with(&[])?);
     } else {
-        nats_note = "nats-server not found (neither /usr/sbin/nats-server nor on PATH; Debian: \
-                     `apt-get install nats-server`): NATS setups skipped."
-            .to_owned();
+        nats_note =
+            "nats-server not found (neither in /usr/sbin, /usr/bin, /usr/local/bin nor on PATH; \
+                     Debian: `apt-get install nats-server`): NATS setups skipped."
+                .to_owned();
         eprintln!("bench: {nats_note}");
     }
     if let Some(nats) = &nats {
@@ -619,7 +621,7 @@ async fn run() -> anyhow::Result<()> {
         for (label, count) in [("NATS, 1 node", 1usize), ("NATS, 3 nodes", 3)] {
             let namespace = format!("bench{}", &random_hex(1)[..12]);
             let store = Store::Nats {
-                url: &nats.url,
+                url: nats.url(),
                 namespace: &namespace,
                 master_key: &master_key,
             };
@@ -631,7 +633,7 @@ async fn run() -> anyhow::Result<()> {
             }));
         }
     }
-    let nats_version = nats.as_ref().map(|n| n.version.clone());
+    let nats_version = nats.as_ref().map(NatsServer::version);
     drop(nats);
     report(&rows, &bench, &load_start, nats_version, &nats_note);
     Ok(())

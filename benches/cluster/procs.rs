@@ -1,6 +1,6 @@
-//! The processes the cluster bench measures against: one `nats-server -js` and the
-//! `holactl lambda serve` nodes, each stopped when its handle is dropped (also on error or
-//! panic), so the bench leaves nothing running.
+//! The `holactl lambda serve` nodes the cluster bench measures against, each stopped when its
+//! handle is dropped (also on error or panic), so the bench leaves nothing running. The
+//! `nats-server` is `holactl_store::nats::testing::NatsServer`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,9 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use holactl::client::Client;
-
-/// Where Debian's package puts the server; otherwise it is looked up on `PATH`.
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 /// How long a node gets to answer its first health check.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,79 +40,6 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// `nats-server` (`/usr/sbin/nats-server`, else the first on `PATH`), if installed.
-pub(crate) fn find_nats_server() -> Option<PathBuf> {
-    let debian = PathBuf::from(NATS_SERVER);
-    if debian.is_file() {
-        return Some(debian);
-    }
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("nats-server"))
-            .find(|p| p.is_file())
-    })
-}
-
-/// `nats-server -js` on a free loopback port, its JetStream storage under `dir`.
-pub(crate) struct Nats {
-    child: Child,
-    pub(crate) url: String,
-    pub(crate) version: String,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        stop(&mut self.child, Duration::from_secs(5));
-    }
-}
-
-impl Nats {
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(crate) fn start(binary: &Path, dir: &Path) -> anyhow::Result<Nats> {
-        let version = Command::new(binary)
-            .arg("--version")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default();
-        std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let log = dir.join("nats.log");
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.join("js"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut nats = Nats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            version,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = nats.child.try_wait()? {
-                bail!("nats-server exited ({status}):\n{}", tail(&log, 20));
-            }
-            if Instant::now() > deadline {
-                bail!("nats-server did not listen on port {port} within 10 s");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(nats)
-    }
-}
-
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// How a node stores its state.

@@ -3,10 +3,10 @@
 //! storage in a temporary directory and killed at the end; without `nats-server` the test
 //! fails and says how to install it.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use holactl_store::nats::testing::NatsServer;
 use holactl_store::nats::{NatsOptions, NatsStore};
 use holactl_store::Kv;
 use holactl_types::schedule::ScheduleRecord;
@@ -14,58 +14,6 @@ use holactl_types::schedule::ScheduleRecord;
 use crate::functions::encode;
 use crate::schedules::scheduler::claim_due;
 use crate::schedules::SCHEDULE_PREFIX;
-
-struct Nats {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_nats() -> Nats {
-    let binary = [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).is_file())
-    .unwrap_or_else(|| {
-        panic!(
-            "nats-server is not installed, and this test needs a real one: install it \
-                 (Debian/Ubuntu: `apt-get install nats-server`)"
-        )
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new(binary)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nats-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Nats {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
-    }
-}
 
 fn schedule(name: &str, next_fire_at: i64) -> ScheduleRecord {
     ScheduleRecord {
@@ -92,7 +40,7 @@ fn schedule(name: &str, next_fire_at: i64) -> ScheduleRecord {
 /// promptly although its listing races the others' writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_tick_is_claimed_by_one_node() {
-    let nats = start_nats();
+    let nats = NatsServer::start();
     let options = NatsOptions {
         namespace: "claims".into(),
         ..Default::default()
@@ -100,7 +48,7 @@ async fn each_tick_is_claimed_by_one_node() {
     let mut nodes: Vec<Arc<dyn Kv>> = Vec::new();
     for _ in 0..3 {
         nodes.push(
-            NatsStore::connect(&nats.url, options.clone())
+            NatsStore::connect(nats.url(), options.clone())
                 .await
                 .unwrap()
                 .kv,

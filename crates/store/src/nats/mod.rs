@@ -45,6 +45,8 @@ mod executions;
 mod keys;
 mod kv;
 mod queue;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

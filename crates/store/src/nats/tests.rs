@@ -6,112 +6,20 @@
 //! these tests fail and say how to install it.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::OnceLock;
+use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::testing::{free_port, NatsServer};
 use super::{NatsAuth, NatsOptions, NatsStore};
 use crate::{conformance, KvEvent, NewMessage, StoreError, Stores};
 
-/// Where Debian's package puts the server; otherwise it must be on `PATH`.
-const DEBIAN_PATH: &str = "/usr/sbin/nats-server";
-
-fn find_server() -> PathBuf {
-    let debian = PathBuf::from(DEBIAN_PATH);
-    if debian.is_file() {
-        return debian;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join("nats-server");
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!(
-        "nats-server is not installed, and the NATS store tests need a real one: install it \
-         (Debian/Ubuntu: `apt-get install nats-server`; or put the `nats-server` binary on \
-         PATH) and run the tests again"
-    );
-}
-
-/// A running server: the watchdog shell kills it (and removes its storage) when our end of
-/// its stdin closes, i.e. when the test process exits, however it exits.
-struct Server {
-    url: String,
-    _child: Child,
-    _stdin: Mutex<ChildStdin>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn start_server() -> Server {
-    start_server_with(&[])
-}
-
-/// A server of its own with extra command-line options (authentication, TLS).
-fn start_server_with(extra: &[&str]) -> Server {
-    let binary = find_server();
-    let dir = std::env::temp_dir().join(format!(
-        "holactl-nats-test-{}-{}",
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("a storage directory");
-    let port = free_port();
-    let script = r#"
-        bin="$1"; port="$2"; dir="$3"; shift 3
-        "$bin" -js -a 127.0.0.1 -p "$port" -sd "$dir" "$@" >"$dir.log" 2>&1 &
-        pid=$!
-        read _ignored
-        kill "$pid" 2>/dev/null
-        wait "$pid"
-        rm -rf "$dir" "$dir.log"
-    "#;
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .arg(&binary)
-        .arg(port.to_string())
-        .arg(&dir)
-        .args(extra)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("starting nats-server through sh");
-    let stdin = child.stdin.take().expect("the watchdog's stdin");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
-            panic!(
-                "nats-server ({}) did not listen on {port}: {log}",
-                binary.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        url: format!("nats://127.0.0.1:{port}"),
-        _child: child,
-        _stdin: Mutex::new(stdin),
-    }
-}
-
-fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(start_server)
+fn server() -> &'static NatsServer {
+    static SERVER: OnceLock<NatsServer> = OnceLock::new();
+    SERVER.get_or_init(NatsServer::start)
 }
 
 /// A namespace no other test uses.
@@ -134,7 +42,7 @@ async fn open() -> (String, Stores) {
 /// Another node of the platform `ns` (its own connection).
 async fn node(ns: &str) -> Stores {
     NatsStore::connect(
-        &server().url,
+        server().url(),
         NatsOptions {
             namespace: ns.to_owned(),
             ..Default::default()
@@ -427,7 +335,7 @@ async fn bad_options_are_refused() {
         },
     ] {
         assert!(matches!(
-            NatsStore::connect(&server().url, options).await,
+            NatsStore::connect(server().url(), options).await,
             Err(StoreError::Unavailable(_))
         ));
     }
@@ -448,12 +356,12 @@ async fn buckets_are_created_with_their_replicas_and_retention() {
         execution_ttl: Duration::from_secs(3600),
         ..Default::default()
     };
-    NatsStore::connect(&server().url, options.clone())
+    NatsStore::connect(server().url(), options.clone())
         .await
         .unwrap();
     // A second node finds them and uses them as they are.
-    NatsStore::connect(&server().url, options).await.unwrap();
-    let client = async_nats::connect(&server().url).await.unwrap();
+    NatsStore::connect(server().url(), options).await.unwrap();
+    let client = async_nats::connect(server().url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let day = 86_400;
     for (stream, max_age) in [
@@ -497,9 +405,9 @@ async fn export_nats_import_embedded() {
     crate::transfer::tests::round_trip(&from, &to, dir.path()).await;
 }
 
-async fn connect_with(server: &Server, auth: NatsAuth) -> Result<Stores, StoreError> {
+async fn connect_with(server: &NatsServer, auth: NatsAuth) -> Result<Stores, StoreError> {
     NatsStore::connect(
-        &server.url,
+        server.url(),
         NatsOptions {
             namespace: namespace(),
             auth,
@@ -511,7 +419,7 @@ async fn connect_with(server: &Server, auth: NatsAuth) -> Result<Stores, StoreEr
 
 #[tokio::test]
 async fn user_and_password() {
-    let server = start_server_with(&["--user", "holactl", "--pass", "s3cret"]);
+    let server = NatsServer::start_with(&["--user", "holactl", "--pass", "s3cret"]);
     let refused = connect_with(&server, NatsAuth::default())
         .await
         .unwrap_err();
@@ -547,7 +455,7 @@ async fn user_and_password() {
 
 #[tokio::test]
 async fn token() {
-    let server = start_server_with(&["--auth", "tok3n"]);
+    let server = NatsServer::start_with(&["--auth", "tok3n"]);
     assert!(connect_with(&server, NatsAuth::default()).await.is_err());
     let auth = NatsAuth {
         token: Some("tok3n".into()),
@@ -631,7 +539,7 @@ async fn tls_verified_against_a_ca_file() {
     certificates(certs.path());
     let file = |name: &str| certs.path().join(name);
     let (cert, key) = (file("server.pem"), file("server.key"));
-    let server = start_server_with(&[
+    let server = NatsServer::start_with(&[
         "--tls",
         "--tlscert",
         cert.to_str().unwrap(),
@@ -705,7 +613,7 @@ async fn settled_messages_leave_nothing_behind() {
         1
     );
 
-    let client = async_nats::connect(&server().url).await.unwrap();
+    let client = async_nats::connect(server().url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let count = |what: &'static str| {
         let js = js.clone();
