@@ -12,6 +12,8 @@
 //! payload format 2.0 event (larger than `{}`), response mapping. Samples: `HOLA_BENCH_GATEWAY`
 //! (default 1000) after `HOLA_BENCH_WARMUP` (100) warm-up requests per row.
 
+#[path = "common/entry.rs"]
+mod entry;
 #[path = "common/stats.rs"]
 #[allow(dead_code)]
 mod stats;
@@ -219,21 +221,5 @@ async fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    entry::main(run)
 }

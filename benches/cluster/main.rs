@@ -32,6 +32,8 @@
 //! `HOLA_BENCH_NATS=0` skips the NATS setups. Progress lines go to stderr, the tables to stdout.
 //! Every node and the nats-server are stopped at the end, also on error.
 
+#[path = "../common/entry.rs"]
+mod entry;
 mod procs;
 #[path = "../common/stats.rs"]
 mod stats;
@@ -819,22 +821,5 @@ fn report(
 }
 
 fn main() -> std::process::ExitCode {
-    // `cargo bench` passes `--bench`; any other argument is a filter this harness ignores.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    entry::main(run)
 }

@@ -34,6 +34,8 @@
 //! - `peers/`: installing and driving the peer emulators, one file per peer.
 
 mod direct;
+#[path = "../common/entry.rs"]
+mod entry;
 mod memory;
 mod peers;
 mod server;
@@ -767,22 +769,5 @@ async fn async_throughput(client: &Client, name: &str, n: usize) -> anyhow::Resu
 }
 
 fn main() -> std::process::ExitCode {
-    // `cargo bench` passes `--bench`; any other argument is a filter this harness ignores.
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    entry::main(run)
 }
