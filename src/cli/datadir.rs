@@ -18,6 +18,21 @@ pub struct DataDirLock {
     _file: Flock<std::fs::File>,
 }
 
+/// Creates `dir` if needed, readable by its owner only (it holds the store: users, tokens,
+/// sealed secrets), and takes its lock.
+pub fn prepare(dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "io_error: cannot create the data dir {}: {e}",
+            dir.display()
+        )
+    })?;
+    // As the engine does: a dir someone else owns keeps its mode (the lock still applies).
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    lock(dir)
+}
+
 /// Takes the lock of `dir` (which must exist), or fails naming the process that holds it.
 pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
     let path = dir.join(LOCK_FILE);
@@ -55,6 +70,24 @@ pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prepared_data_dir_is_private_and_locked() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("new").join("data");
+        let held = prepare(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let err = prepare(&dir).unwrap_err().to_string();
+        assert!(err.starts_with("data_dir_in_use:"), "{err}");
+        drop(held);
+        std::fs::write(parent.path().join("file"), "").unwrap();
+        let err = prepare(&parent.path().join("file").join("data"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("io_error:"), "{err}");
+    }
 
     #[test]
     fn one_holder_at_a_time() {

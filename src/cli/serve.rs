@@ -147,10 +147,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("--max-concurrency must be at least 1");
     }
     let data_dir = args.data_dir.unwrap_or_else(super::default_data_dir);
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
     // Held until the process ends: one server per data dir, and no import under it.
-    let _lock = super::datadir::lock(&data_dir)?;
+    let _lock = super::datadir::prepare(&data_dir)?;
     let init_program = std::env::current_exe().context("cannot find the holactl binary")?;
     let mut config = EngineConfig::new(data_dir.clone(), init_program);
     config.isolation = args.isolation;

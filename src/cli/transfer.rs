@@ -90,8 +90,7 @@ async fn open(args: &StoreArgs, creating: bool) -> anyhow::Result<Opened> {
             db.display()
         );
     }
-    std::fs::create_dir_all(&dir).with_context(|| format!("io_error: {}", dir.display()))?;
-    let lock = datadir::lock(&dir)?;
+    let lock = datadir::prepare(&dir)?;
     let stores = holactl_store::embedded::EmbeddedStore::open(&store_dir)
         .with_context(|| format!("store_unavailable: {}", store_dir.display()))?;
     Ok(Opened {
@@ -194,7 +193,7 @@ pub async fn export(g: &GlobalOpts, args: ExportArgs) -> anyhow::Result<Outcome>
     let tmp = tempfile::NamedTempFile::new_in(&dir)
         .with_context(|| format!("io_error: cannot write in {}", dir.display()))?;
     let mut progress = Progress::new("export");
-    let (file, counts) = transfer::export(
+    let exported = transfer::export(
         &opened.stores,
         std::io::BufWriter::new(tmp),
         ExportOptions {
@@ -203,8 +202,9 @@ pub async fn export(g: &GlobalOpts, args: ExportArgs) -> anyhow::Result<Outcome>
         },
         &mut |s| progress.step(s),
     )
-    .await?;
+    .await;
     progress.finish_section();
+    let (file, counts) = exported?;
     let tmp = file
         .into_inner()
         .map_err(|e| e.into_error())
@@ -212,9 +212,19 @@ pub async fn export(g: &GlobalOpts, args: ExportArgs) -> anyhow::Result<Outcome>
     tmp.as_file()
         .sync_all()
         .context("io_error: writing the archive")?;
-    tmp.persist(&args.file)
-        .map_err(|e| e.error)
-        .with_context(|| format!("io_error: {}", args.file.display()))?;
+    // Without --overwrite, a file that appeared meanwhile is not replaced either.
+    let persisted = if args.overwrite {
+        tmp.persist(&args.file)
+    } else {
+        tmp.persist_noclobber(&args.file)
+    };
+    persisted.map_err(|e| match e.error.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+            "file_exists: {} exists; pass --overwrite to replace it",
+            args.file.display()
+        ),
+        _ => anyhow::anyhow!("io_error: {}: {}", args.file.display(), e.error),
+    })?;
     let bytes = std::fs::metadata(&args.file).map_or(0, |m| m.len());
     if g.output == OutputFormat::Json {
         output::json(&Report {

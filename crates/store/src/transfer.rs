@@ -559,7 +559,8 @@ fn read_archive(
             .map_err(not_archive)?
             .to_string_lossy()
             .into_owned();
-        let mut data = Vec::with_capacity(entry.size() as usize);
+        // The header's size is the archive's word: reserve no more than a chunk up front.
+        let mut data = Vec::with_capacity(entry.size().min(1 << 20) as usize);
         entry.read_to_end(&mut data).map_err(not_archive)?;
         if ended {
             return Err(invalid(&name, "an entry after end.json"));
@@ -674,7 +675,23 @@ pub async fn import(
     options: ImportOptions,
     progress: &mut dyn FnMut(Step),
 ) -> Result<(Manifest, Counts), TransferError> {
-    let (manifest, total) = check(path, progress)?;
+    // Reading and hashing the whole archive is blocking work: off the async workers, its
+    // progress passed back as it goes.
+    let (steps_tx, mut steps) = tokio::sync::mpsc::unbounded_channel();
+    let checked = {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || {
+            check(&path, &mut |step| {
+                let _ = steps_tx.send(step);
+            })
+        })
+    };
+    while let Some(step) = steps.recv().await {
+        progress(step);
+    }
+    let (manifest, total) = checked
+        .await
+        .map_err(|e| TransferError::Invalid(format!("checking the archive stopped: {e}")))??;
     if !options.force {
         let held: Vec<String> = stores
             .kv
