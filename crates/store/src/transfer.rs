@@ -132,15 +132,32 @@ pub struct Counts {
     pub logs: u64,
 }
 
+impl Counts {
+    /// Counts a code package of `len` bytes.
+    fn add_blob(&mut self, len: usize) {
+        self.blobs += 1;
+        self.blob_bytes += len as u64;
+    }
+
+    /// Counts a queued message, live or dead-lettered.
+    fn add_message(&mut self, dead: bool) {
+        if dead {
+            self.dead_messages += 1;
+        } else {
+            self.messages += 1;
+        }
+    }
+}
+
 impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} keys, {} code packages ({:.1} MB), {} queued messages, {} dead letters, {} \
+            "{} keys, {} code packages ({}), {} queued messages, {} dead letters, {} \
              executions ({} logs)",
             self.keys,
             self.blobs,
-            self.blob_bytes as f64 / 1e6,
+            holactl_types::units::bytes(self.blob_bytes),
             self.messages,
             self.dead_messages,
             self.executions,
@@ -332,8 +349,7 @@ pub async fn export<W: Write>(
             continue;
         };
         w.append(&format!("{BLOBS_DIR}{sha}"), &bytes)?;
-        counts.blobs += 1;
-        counts.blob_bytes += bytes.len() as u64;
+        counts.add_blob(bytes.len());
         progress(Step {
             section: "blobs",
             done: counts.blobs,
@@ -380,11 +396,7 @@ pub async fn export<W: Write>(
     let lines: Vec<MessageLine> = messages
         .into_iter()
         .map(|m| {
-            if m.dead.is_some() {
-                counts.dead_messages += 1;
-            } else {
-                counts.messages += 1;
-            }
+            counts.add_message(m.dead.is_some());
             MessageLine {
                 queue: m.queue,
                 id: m.id,
@@ -624,8 +636,7 @@ pub fn check(
         match item {
             Item::Manifest(m) => manifest = Some(m),
             Item::Blob(bytes) => {
-                seen.blobs += 1;
-                seen.blob_bytes += bytes.len() as u64;
+                seen.add_blob(bytes.len());
             }
             Item::Executions(records) => {
                 seen.executions += records.len() as u64;
@@ -633,11 +644,7 @@ pub fn check(
             }
             Item::Messages(messages) => {
                 for m in &messages {
-                    if m.dead.is_some() {
-                        seen.dead_messages += 1;
-                    } else {
-                        seen.messages += 1;
-                    }
+                    seen.add_message(m.dead.is_some());
                 }
             }
             Item::Keys(keys) => seen.keys += keys.len() as u64,
@@ -743,10 +750,9 @@ async fn write_item(
     match item {
         Item::Manifest(_) | Item::End(_) => {}
         Item::Blob(bytes) => {
-            let len = bytes.len() as u64;
+            let len = bytes.len();
             stores.blobs.put(bytes).await?;
-            written.blobs += 1;
-            written.blob_bytes += len;
+            written.add_blob(len);
             progress(Step {
                 section: "blobs",
                 done: written.blobs,
@@ -790,11 +796,7 @@ async fn write_item(
             for m in messages {
                 let dead = m.dead.is_some();
                 stores.queues.restore(m).await?;
-                if dead {
-                    written.dead_messages += 1;
-                } else {
-                    written.messages += 1;
-                }
+                written.add_message(dead);
             }
             progress(Step {
                 section: "messages",

@@ -34,6 +34,7 @@ pub mod observability;
 pub mod policy;
 pub mod queue;
 pub mod schedule;
+pub mod units;
 pub mod usage;
 pub mod version;
 pub mod webhook;
